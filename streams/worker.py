@@ -1,0 +1,50 @@
+"""Run the Faust worker with every flow registered.
+
+Importing the flow modules registers their agents on the app. The worker
+first makes sure the catalogue topics exist with the right partition counts,
+so Faust never auto-creates one with a wrong count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from faust import Worker
+
+from edustream.errors import ConfigError
+from edustream.logs import get_logger
+from edustream.settings import Settings
+from infra.provision import apply_topics
+from streams import aid, billing, growth  # noqa: F401 - registers the agents
+from streams.app import app
+from topics import CATALOGUE
+
+log = get_logger(component="worker")
+
+
+def run_worker(settings: Settings) -> None:
+    """Provision topics, then run the worker until it is stopped."""
+    bootstrap = settings.kafka_bootstrap_servers
+    if not bootstrap:
+        raise ConfigError("the worker needs KAFKA_BOOTSTRAP_SERVERS")
+    result = asyncio.run(
+        apply_topics(
+            bootstrap,
+            CATALOGUE.values(),
+            settings.partitions,
+            settings.replication_factor,
+        )
+    )
+    if not result.ok:
+        raise ConfigError(
+            "topics disagree with the catalogue: " + str(result.conflicts)
+        )
+    log.info("worker_starting", bootstrap=bootstrap, app_id=settings.app_id)
+    worker = Worker(
+        app,
+        loglevel=settings.log_level,
+        quiet=True,
+        override_logging=False,
+        redirect_stdouts=False,
+    )
+    worker.execute_from_commandline()
