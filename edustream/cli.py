@@ -7,6 +7,7 @@ only reads settings, starts what the work needs (broker, Redis) and prints.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import signal
 import sys
@@ -22,6 +23,20 @@ from edustream.settings import Settings, get_settings
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 topics_app = typer.Typer(no_args_is_help=True, help="Topic catalogue commands.")
 app.add_typer(topics_app, name="topics")
+
+# Flow and operations command groups, each in its own module.
+for _name in ("aid", "billing", "growth", "ops"):
+    try:
+        _module = importlib.import_module(f"edustream.commands.{_name}")
+    except ModuleNotFoundError as _missing:
+        if _missing.name != f"edustream.commands.{_name}":
+            raise
+        continue
+    if _name == "ops":
+        for _command in _module.app.registered_commands:
+            app.registered_commands.append(_command)
+    else:
+        app.add_typer(_module.app, name=_name)
 
 
 def _settings() -> Settings:

@@ -110,7 +110,9 @@ async def _run(  # noqa: PLR0917 - one call site, all required
         stack.push_async_callback(counter.stop)
         worker = _start_worker(bootstrap, redis_url, worker_log)
         stack.callback(_stop_worker, worker)
-        ingress_url = await _maybe_start_ingress(stack, settings, bootstrap, scenarios)
+        ingress_url = await _maybe_start_ingress(
+            stack, settings, bootstrap, redis_url, scenarios
+        )
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
         await producer.start()
         stack.push_async_callback(producer.stop)
@@ -239,14 +241,17 @@ def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
 
 
 async def _maybe_start_ingress(
-    stack: AsyncExitStack, settings: Settings, bootstrap: str, scenarios: list[Scenario]
+    stack: AsyncExitStack,
+    settings: Settings,
+    bootstrap: str,
+    redis_url: str,
+    scenarios: list[Scenario],
 ) -> str | None:
     if not any(p.callbacks for s in scenarios for p in s.phases):
         return None
-    from edustream.ingress.server import start_ingress  # noqa: PLC0415
+    from edustream.http.server import start_ingress  # noqa: PLC0415
 
-    url: str = await start_ingress(stack, settings, bootstrap)
-    return url
+    return await start_ingress(stack, settings, bootstrap, redis_url)
 
 
 def _rows(
