@@ -139,7 +139,9 @@ def test_rules_for_picks_the_version_in_force(
 
 def test_rules_for_a_gap_between_versions_is_none(tmp_path: Path) -> None:
     """A day between one version's end and the next one's start has no rules."""
-    text = TWO_VERSIONS.replace("effective_from = 2026-07-01", "effective_from = 2026-08-01")
+    text = TWO_VERSIONS.replace(
+        "effective_from = 2026-07-01", "effective_from = 2026-08-01"
+    )
     policy = load_policy(write(tmp_path, text))
 
     assert policy.rules_for(date(2026, 7, 15)) is None
@@ -171,7 +173,8 @@ def test_each_term_is_offered_under_its_own_version(tmp_path: Path) -> None:
 def test_closed_term_takes_no_offers(tmp_path: Path) -> None:
     """A term with offers_open = false is never assessed."""
     text = TWO_VERSIONS.replace(
-        'reference_date = 2026-03-01', "reference_date = 2026-03-01\noffers_open = false"
+        "reference_date = 2026-03-01",
+        "reference_date = 2026-03-01\noffers_open = false",
     )
     policy = load_policy(write(tmp_path, text))
     state = eligible_student()
@@ -198,7 +201,7 @@ def test_syntax_error_names_file_and_line(tmp_path: Path) -> None:
 def test_missing_file_names_the_file(tmp_path: Path) -> None:
     """A file that cannot be read is reported with its path."""
     path = tmp_path / "absent.toml"
-    with pytest.raises(ConfigError, match="absent.toml: cannot be read"):
+    with pytest.raises(ConfigError, match=r"absent\.toml: cannot be read"):
         load_policy(path)
 
 
@@ -216,15 +219,13 @@ def test_missing_file_names_the_file(tmp_path: Path) -> None:
             "versions[1].rules[0].amount_fen: Input should be a valid integer",
         ),
         (
-            'stage = "PRIMARY"\ncategories = ["MINIMUM_LIVING"]\naid_kind = "BOARDING_SUBSIDY"\n'
-            "amount_fen = 60000",
-            'stage = "KINDERGARTEN"\ncategories = ["MINIMUM_LIVING"]\n'
-            'aid_kind = "BOARDING_SUBSIDY"\namount_fen = 60000',
-            "versions[1].rules[0].stage: Input should be",
+            'stage = "PRIMARY"',
+            'stage = "KINDERGARTEN"',
+            "versions[1].rules[0].stage: Input should be 'PRIMARY'",
         ),
         (
-            'status_holder = "EITHER"\nboarding_required = true\n"""',
-            'status_holder = "EITHER"\nboarding_required = true\nbording = 1\n"""',
+            "boarding_required = true\n",
+            "boarding_required = true\nbording = 1\n",
             "versions[1].rules[0].bording: Extra inputs are not permitted",
         ),
         (
@@ -233,10 +234,8 @@ def test_missing_file_names_the_file(tmp_path: Path) -> None:
             "offer_expiry_days: Input should be greater than 0",
         ),
         (
-            'categories = ["MINIMUM_LIVING"]\naid_kind = "BOARDING_SUBSIDY"\n'
-            "amount_fen = 60000",
-            'categories = ["MINIMUM_LIVING", "MINIMUM_LIVING"]\n'
-            'aid_kind = "BOARDING_SUBSIDY"\namount_fen = 60000',
+            'categories = ["MINIMUM_LIVING"]',
+            'categories = ["MINIMUM_LIVING", "MINIMUM_LIVING"]',
             "versions[1].rules[0].categories: a category is listed twice",
         ),
         (
@@ -255,8 +254,8 @@ def test_missing_file_names_the_file(tmp_path: Path) -> None:
             "versions[1].terms[0].id: repeats an earlier term id",
         ),
         (
-            'aid_kind = "BOARDING_SUBSIDY"\namount_fen = 60000',
-            'aid_kind = "boarding subsidy"\namount_fen = 60000',
+            'aid_kind = "BOARDING_SUBSIDY"',
+            'aid_kind = "boarding subsidy"',
             "versions[1].rules[0].aid_kind: String should match pattern",
         ),
     ],
@@ -265,9 +264,9 @@ def test_invalid_value_names_the_field_path(
     tmp_path: Path, old: str, new: str, expected: str
 ) -> None:
     """A bad value is reported with the file and the path of the field at fault."""
-    text = TWO_VERSIONS.replace(old, new) if old != '"""' else TWO_VERSIONS
-    assert text != TWO_VERSIONS or old not in TWO_VERSIONS
-    path = write(tmp_path, _apply(TWO_VERSIONS, old, new))
+    head, found, tail = TWO_VERSIONS.rpartition(old)
+    assert found, old
+    path = write(tmp_path, head + new + tail)
 
     with pytest.raises(ConfigError) as caught:
         load_policy(path)
@@ -312,15 +311,6 @@ def test_rules_keep_their_holder_and_boarding_flags(tmp_path: Path) -> None:
         True,
     )
     assert rules.matching(Stage.SENIOR, Category.MINIMUM_LIVING) == ()
-
-
-def _apply(text: str, old: str, new: str) -> str:
-    """Return ``text`` with the last occurrence of ``old`` replaced."""
-    if old == 'status_holder = "EITHER"\nboarding_required = true\n"""':
-        return text + "bording = 1\n"
-    assert old in text, old
-    head, _, tail = text.rpartition(old)
-    return head + new + tail
 
 
 def eligible_student() -> StudentState:

@@ -28,7 +28,7 @@ def test_pseudonym_is_stable_and_opaque() -> None:
     second = pseudonymise(KEY, ID_NUMBER)
 
     assert first == second
-    assert re.fullmatch(r"stu_[a-z2-7]{26}", first)
+    assert re.fullmatch(r"stu_[0-9a-f]{32}", first)
     assert ID_NUMBER not in first
     assert "19800101" not in first
 
@@ -40,7 +40,12 @@ def test_pseudonym_depends_on_the_key() -> None:
 
 @pytest.mark.parametrize(
     "spelling",
-    ["34052419800101001X", "34052419800101001x", " 34052419800101001X ", "G34052419800101001X"],
+    [
+        "34052419800101001X",
+        "34052419800101001x",
+        " 34052419800101001X ",
+        "G34052419800101001X",
+    ],
 )
 def test_every_spelling_of_one_number_gives_one_reference(spelling: str) -> None:
     """Case, spaces and the G registry prefix do not change the reference."""
