@@ -24,19 +24,28 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 topics_app = typer.Typer(no_args_is_help=True, help="Topic catalogue commands.")
 app.add_typer(topics_app, name="topics")
 
-# Flow and operations command groups, each in its own module.
-for _name in ("aid", "billing", "growth", "ops"):
-    try:
-        _module = importlib.import_module(f"edustream.commands.{_name}")
-    except ModuleNotFoundError as _missing:
-        if _missing.name != f"edustream.commands.{_name}":
-            raise
-        continue
-    if _name == "ops":
-        for _command in _module.app.registered_commands:
-            app.registered_commands.append(_command)
-    else:
-        app.add_typer(_module.app, name=_name)
+# Flow command groups (`edustream aid ...`) and top-level commands that live
+# in their own modules (`edustream ingress`, `edustream lag`).
+GROUPS = ("aid", "billing", "growth")
+TOP_LEVEL = ("ingress", "ops")
+
+
+def _mount() -> None:
+    for name in GROUPS + TOP_LEVEL:
+        try:
+            module = importlib.import_module(f"edustream.commands.{name}")
+        except ModuleNotFoundError as missing:
+            # A command module not written yet leaves its commands out.
+            if missing.name != f"edustream.commands.{name}":
+                raise
+            continue
+        if name in TOP_LEVEL:
+            app.registered_commands.extend(module.app.registered_commands)
+        else:
+            app.add_typer(module.app, name=name)
+
+
+_mount()
 
 
 def _settings() -> Settings:
@@ -156,6 +165,10 @@ def _provision(settings: Settings, bootstrap: str) -> bool:
     )
     for name, problem in sorted(result.conflicts.items()):
         typer.echo(f"  CONFLICT {name}: {problem}", err=True)
+    if result.ok:
+        from infra.sentinel import ensure_sentinel  # noqa: PLC0415
+
+        asyncio.run(ensure_sentinel(bootstrap))
     return result.ok
 
 

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     # from the data it protects (environment, never a topic or Redis).
     pseudonym_key: str = "edustream-development-pseudonym-key"
 
+    # Key of the receipts' check codes (HMAC). Like the pseudonym key, the
+    # development default is public and production sets its own.
+    receipt_check_key: str = "edustream-development-receipt-check-key"
+
     # Days a guardian has to answer an offer before it expires.
     offer_expiry_days: int = 30
     # Maximum age accepted for a WeChat Pay notification timestamp.
@@ -85,6 +89,20 @@ class Settings(BaseSettings):
     # Directory of channel verification material (public keys, certificates,
     # APIv3 key). The demo writes test keys here.
     channel_keys_dir: Path = Path(".edustream-keys")
+
+    # Lag monitor (`edustream monitor`): where its dashboard, JSON API and
+    # /metrics listen. Loopback by default; a container sets 0.0.0.0.
+    monitor_host: str = "127.0.0.1"
+    monitor_port: int = 9310
+    # Seconds between polls of every group's offsets. Burrow and
+    # kafka-lag-exporter poll every 10 to 30 s on real clusters; 5 s keeps
+    # the development dashboard lively for one admin request per group.
+    monitor_poll_interval_s: float = 5.0
+    # Commits kept per partition for Burrow's rules (Burrow's default). STOP
+    # is called once a group is silent for longer than its window spans.
+    monitor_window_size: int = 10
+    # Seconds of history the dashboard draws.
+    monitor_history_s: float = 900.0
 
     # Log level and format. "auto" renders JSON unless stderr is a terminal.
     log_level: str = "INFO"

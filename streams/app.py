@@ -49,19 +49,23 @@ def make_app(settings: Settings) -> faust.App:
 app = make_app(get_settings())
 
 
-def topic(spec: TopicSpec) -> faust.TopicT:
-    """The Faust topic for a catalogue entry; values stay raw Avro bytes.
+def topic(*specs: TopicSpec) -> faust.TopicT:
+    """The Faust topic for catalogue entries; values stay raw Avro bytes.
 
     Agents decode values themselves so that a value which does not decode
     reaches our dead-letter path instead of Faust's serializer error log.
+    Several entries make one source read together; they must be keyed alike
+    and have the same partition count, so one key's records share a number.
     """
-    assert spec.name in CATALOGUE, spec.name
+    partitions = {spec.partitions or get_settings().partitions for spec in specs}
+    assert len(partitions) == 1, [spec.name for spec in specs]
+    assert all(spec.name in CATALOGUE for spec in specs), specs
     return app.topic(
-        spec.name,
+        *(spec.name for spec in specs),
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
         value_serializer="raw",
-        partitions=spec.partitions or get_settings().partitions,
+        partitions=partitions.pop(),
         internal=False,
     )

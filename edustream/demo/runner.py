@@ -13,10 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterable
@@ -27,9 +23,11 @@ from pathlib import Path
 import aiohttp
 from aiokafka import AIOKafkaProducer
 
+from consumers.base import run_subscriber
 from edustream.demo.outputs import OutputCounter
 from edustream.demo.privacy import scan_for_secrets
 from edustream.demo.scenario import HttpCallback, Kind, Phase, Publication, Scenario
+from edustream.demo.workers import WorkerPool
 from edustream.logs import get_logger
 from edustream.settings import Settings
 from infra.broker import kafka
@@ -108,8 +106,10 @@ async def _run(  # noqa: PLR0917 - one call site, all required
     async with AsyncExitStack() as stack:
         await counter.start()
         stack.push_async_callback(counter.stop)
-        worker = _start_worker(bootstrap, redis_url, worker_log)
-        stack.callback(_stop_worker, worker)
+        workers = WorkerPool(bootstrap, redis_url, worker_log)
+        workers.start()
+        stack.callback(workers.stop_all)
+        await _start_subscribers(stack, bootstrap, redis_url)
         ingress_url = await _maybe_start_ingress(
             stack, settings, bootstrap, redis_url, scenarios
         )
@@ -121,9 +121,9 @@ async def _run(  # noqa: PLR0917 - one call site, all required
         for phase in _interleave(scenarios):
             await _play(producer, ingress_url, phase)
             await _wait(
-                counter, {k: expected[k] for k in phase.wait_for}, deadline, worker
+                counter, {k: expected[k] for k in phase.wait_for}, deadline, workers
             )
-        await _wait(counter, expected, deadline, worker)
+        await _wait(counter, expected, deadline, workers)
         await asyncio.sleep(GRACE_S)
     return counter, time.monotonic() - started, worker_log
 
@@ -200,11 +200,11 @@ async def _wait(
     counter: OutputCounter,
     want: dict[str, int],
     deadline: float,
-    worker: subprocess.Popen[bytes],
+    workers: WorkerPool,
 ) -> None:
     while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            log.error("worker_exited", code=worker.returncode)
+        if not workers.any_alive():
+            log.error("worker_exited", codes=workers.exit_codes())
             return
         if all(counter.observed(k) >= n for k, n in want.items()):
             return
@@ -215,29 +215,23 @@ async def _wait(
     log.error("demo_timed_out", missing=missing)
 
 
-def _start_worker(
-    bootstrap: str, redis_url: str, log_path: Path
-) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "REDIS_URL": redis_url,
-        "EDUSTREAM_LOG_FORMAT": "json",
-    }
-    out = log_path.open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "edustream", "worker"], env=env, stdout=out, stderr=out
-    )
+async def _start_subscribers(
+    stack: AsyncExitStack, bootstrap: str, redis_url: str
+) -> None:
+    """Run every downstream subscriber (read models) in this process."""
+    from consumers.registry import all_subscribers  # noqa: PLC0415
 
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(run_subscriber(sub, bootstrap, stop))
+        for sub in all_subscribers(redis_url)
+    ]
 
-def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
-    if worker.poll() is None:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+    async def _stop() -> None:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    stack.push_async_callback(_stop)
 
 
 async def _maybe_start_ingress(

@@ -1,0 +1,608 @@
+"""The billing flow: bills and payment callbacks in, receipts and remittance out.
+
+Agents, one per key:
+
+- ``billing-orders`` reads bills and payment callbacks together. Both are
+  keyed by order id (the bill id), so one order's bill and callbacks share a
+  partition number and are read in order. Each callback goes through the
+  order state machine (``edustream.billing.orders.decide``) and its
+  decisions are carried out: receipts and red-letter receipts numbered in
+  Redis and issued, exceptions raised for a person. Outputs are keyed by
+  order id. Each receipt also goes to ``REMITTANCE_ENTRIES``, keyed by its
+  collecting unit: that is how remittance gets its input re-keyed.
+- ``billing-day-closes`` forwards ``DayClosed`` commands onto
+  ``REMITTANCE_ENTRIES``: keyed by the unit, or to every partition when the
+  command closes the day for every unit. A command therefore lands behind
+  every receipt that reached the unit's partition before it, and a day is
+  never closed ahead of receipts already issued for it.
+- ``billing-remittance`` reads ``REMITTANCE_ENTRIES`` per collecting unit,
+  books each receipt to its business day (``remittance.booking_day``) and
+  closes a day on a command or when the unit's watermark passes it
+  (``remittance.latest_closed_day``), emitting one batch per unit and day.
+
+State, in Faust tables co-partitioned with each agent's source:
+
+- ``billing-bills``: order id -> the bill's Avro bytes, as last published;
+- ``billing-parked``: order id -> callbacks that arrived before their bill.
+  Bills and callbacks are different topics, so a callback can overtake its
+  bill; it waits here and is decided once the bill arrives;
+- ``billing-orders``: order id -> the order state (``orders.dump_state``);
+- ``billing-remittance``: per collecting unit, its ledger, the entries
+  booked per day and the receipt ids already booked (see ``UnitLedger``).
+
+At-least-once without transactions. Every output has a deterministic id
+(receipt ids from the order, numbers given once per receipt id in Redis,
+batch ids from unit and day). Outputs are sent and acknowledged by the
+broker *before* the state that records them is written: table changelogs
+and outputs travel on different partitions, and a crash must never keep a
+state that says "receipt issued" while losing the receipt itself. A replay
+after a crash therefore re-emits the same records with the same ids and
+numbers, and consumers count each id once.
+
+Bad input (undecodable, another schema, a key that is not the record's
+order or unit, a record that fails validation) raises ``PoisonError`` and
+the runtime dead-letters it with its source coordinates. The runtime logs
+one line per input; nothing here logs payer data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import faust
+from pydantic import TypeAdapter, ValidationError
+from redis.asyncio import Redis
+
+from avro_schemas import default_codec
+from edustream import metrics
+from edustream.billing.bills import Bill
+from edustream.billing.numbering import ReceiptNumberer
+from edustream.billing.orders import (
+    Decision,
+    HoldRefund,
+    Ignore,
+    IssueReceipt,
+    IssueRedLetterReceipt,
+    OrderState,
+    PaymentEvent,
+    RaiseException,
+    decide,
+    dump_state,
+    load_state,
+)
+from edustream.billing.receipts import (
+    Receipt,
+    RedLetterReceipt,
+    issue_receipt,
+    issue_red_letter_receipt,
+    receipt_id_for,
+    red_letter_id_for,
+)
+from edustream.billing.remittance import (
+    DayClosed,
+    booking_day,
+    close_day,
+    latest_closed_day,
+)
+from edustream.errors import CodecError, PoisonError
+from edustream.settings import get_settings
+from infra.redis import async_client
+from streams.app import app, topic
+from streams.runtime import Input, run
+from topics.billing import (
+    BILLS,
+    CALLBACKS,
+    DAY_CLOSES,
+    EXCEPTIONS,
+    RECEIPTS,
+    RED_RECEIPTS,
+    REMITTANCE_ENTRIES,
+    REMITTANCES,
+)
+from topics.spec import TopicSpec
+
+FLOW = "billing"
+
+BILL_SCHEMA = "edustream.billing.Bill"
+CALLBACK_SCHEMA = "edustream.billing.PaymentCallback"
+RECEIPT_SCHEMA = "edustream.billing.ReceiptIssued"
+RED_LETTER_SCHEMA = "edustream.billing.RedLetterReceiptIssued"
+EXCEPTION_SCHEMA = "edustream.billing.PaymentException"
+DAY_CLOSED_SCHEMA = "edustream.billing.DayClosed"
+ENTRY_SCHEMA = "edustream.billing.RemittanceEntry"
+BATCH_SCHEMA = "edustream.billing.RemittanceBatchClosed"
+
+# Resends of one notification are dropped while parked, so a parked order
+# holds a handful of distinct callbacks. More than this means the bill is
+# not coming; the callback goes to the dead-letter topic, where a person
+# sees money that arrived for an order no school published.
+PARK_LIMIT = 64
+
+# Closed days keep their entries (and the ids booked) this many days, so a
+# receipt replayed after its day closed is still recognised instead of
+# being booked a second time to the next day. Replays come from the commit
+# interval of a crashed worker, seconds; a week covers a stalled one.
+KEEP_CLOSED_DAYS = 7
+
+_settings = get_settings()
+_codec = default_codec()
+
+# Table keys are text; values are bytes we encode ourselves (Avro for bills
+# and remittance entries, JSON for states), so the changelog holds exactly
+# what the flow wrote.
+_STATE = faust.Schema(
+    key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw"
+)
+
+bills = app.Table(
+    "billing-bills", default=None, partitions=_settings.partitions, schema=_STATE
+)
+parked = app.Table(
+    "billing-parked", default=None, partitions=_settings.partitions, schema=_STATE
+)
+orders = app.Table(
+    "billing-orders", default=None, partitions=_settings.partitions, schema=_STATE
+)
+remittance = app.Table(
+    "billing-remittance", default=None, partitions=_settings.partitions, schema=_STATE
+)
+
+_PARKED: TypeAdapter[tuple[PaymentEvent, ...]] = TypeAdapter(tuple[PaymentEvent, ...])
+
+
+@app.agent(topic(BILLS, CALLBACKS), name="billing-orders")
+async def order_agent(stream: faust.StreamT[bytes]) -> None:
+    """Decide every payment callback against its order and bill."""
+    await run(FLOW, stream, order_step)
+
+
+@app.agent(topic(DAY_CLOSES), name="billing-day-closes")
+async def day_close_agent(stream: faust.StreamT[bytes]) -> None:
+    """Forward day-closed commands to the units' remittance partitions."""
+    await run(FLOW, stream, day_close_step)
+
+
+@app.agent(topic(REMITTANCE_ENTRIES), name="billing-remittance")
+async def remittance_agent(stream: faust.StreamT[bytes]) -> None:
+    """Book receipts per collecting unit and day; close days into batches."""
+    await run(FLOW, stream, remittance_step)
+
+
+# Orders: bills and callbacks keyed by order id.
+
+
+async def order_step(item: Input) -> str:
+    """One bill or one callback of an order, to an outcome."""
+    if item.topic == BILLS.name:
+        return await _on_bill(item)
+    return await _on_callback(item)
+
+
+async def _on_bill(item: Input) -> str:
+    """Keep the bill, then decide any callbacks that were waiting for it."""
+    bill = Bill.from_record(_codec.decode_as(BILL_SCHEMA, item.value))
+    _require_key(item, bill.order_id)
+    assert item.value is not None  # decode_as refuses None
+
+    bills[bill.order_id] = item.value
+    waiting = _parked_events(bill.order_id)
+    if not waiting:
+        return "bill_stored"
+
+    outcomes = [await _decide(bill, event) for event in waiting]
+    del parked[bill.order_id]
+    return "bill_stored+released:" + "+".join(outcomes)
+
+
+async def _on_callback(item: Input) -> str:
+    """Decide a callback, or park it until its bill arrives."""
+    event = PaymentEvent.from_record(_codec.decode_as(CALLBACK_SCHEMA, item.value))
+    _require_key(item, event.order_id)
+
+    bill = _bill(event.order_id)
+    if bill is None:
+        return _park(event)
+    return await _decide(bill, event)
+
+
+async def _decide(bill: Bill, event: PaymentEvent) -> str:
+    """Run the state machine, deliver its outputs, then keep the new state."""
+    state, decisions = decide(_order_state(event.order_id), bill, event)
+
+    sent: list[Awaitable[Any]] = []
+    for decision in decisions:
+        sent += await _carry_out(bill, decision)
+    await _delivered(sent)
+
+    orders[event.order_id] = dump_state(state)
+    return "+".join(_outcome(decision) for decision in decisions)
+
+
+async def _carry_out(bill: Bill, decision: Decision) -> list[Awaitable[Any]]:
+    """Send what one decision produces; holds and ignores only change state."""
+    if isinstance(decision, IssueReceipt):
+        receipt = await _issue_receipt(bill, decision)
+        return await _send_receipt(receipt)
+    if isinstance(decision, IssueRedLetterReceipt):
+        red_letter = await _issue_red_letter(bill, decision)
+        return await _send_red_letter(red_letter)
+    if isinstance(decision, RaiseException):
+        record = decision.as_record(bill)
+        return [await _send(EXCEPTIONS, decision.order_id, EXCEPTION_SCHEMA, record)]
+    return []
+
+
+async def _issue_receipt(bill: Bill, decision: IssueReceipt) -> Receipt:
+    """Number and build the order's blue receipt."""
+    receipt_id = receipt_id_for(decision.order_id)
+    number = await _numberer().allocate(bill.receipt_series, receipt_id)
+    return issue_receipt(bill, decision, number, _receipt_check_key())
+
+
+async def _issue_red_letter(
+    bill: Bill, decision: IssueRedLetterReceipt
+) -> RedLetterReceipt:
+    """Number and build a red-letter receipt in the original's series."""
+    numberer = _numberer()
+    original = await numberer.lookup(bill.receipt_series, receipt_id_for(bill.order_id))
+    if original is None:
+        # The blue receipt is numbered before the state that allows a refund
+        # is kept, so only a Redis that lost its data gets here.
+        raise PoisonError("original_receipt_unknown", "original receipt has no number")
+
+    red_letter_id = red_letter_id_for(decision.order_id, decision.refund_key)
+    number = await numberer.allocate(bill.receipt_series, red_letter_id)
+    return issue_red_letter_receipt(
+        bill, decision, number, original, _receipt_check_key()
+    )
+
+
+async def _send_receipt(receipt: Receipt) -> list[Awaitable[Any]]:
+    """The receipt for the order's consumers, and for its unit's remittance."""
+    record = receipt.as_record()
+    entry = _entry(receipt.receipt_id, receipt.issued_at, receipt.collecting_unit_code)
+    entry["receipt"] = record
+    return [
+        await _send(
+            REMITTANCE_ENTRIES, receipt.collecting_unit_code, ENTRY_SCHEMA, entry
+        ),
+        await _send(RECEIPTS, receipt.order_id, RECEIPT_SCHEMA, record),
+    ]
+
+
+async def _send_red_letter(red_letter: RedLetterReceipt) -> list[Awaitable[Any]]:
+    """The red-letter receipt for the order's consumers and for remittance."""
+    record = red_letter.as_record()
+    unit = red_letter.collecting_unit_code
+    entry = _entry(red_letter.receipt_id, red_letter.issued_at, unit)
+    entry["red_letter_receipt"] = record
+    return [
+        await _send(REMITTANCE_ENTRIES, unit, ENTRY_SCHEMA, entry),
+        await _send(RED_RECEIPTS, red_letter.order_id, RED_LETTER_SCHEMA, record),
+    ]
+
+
+def _park(event: PaymentEvent) -> str:
+    """Keep a callback until its bill arrives; a resend is kept once."""
+    waiting = _parked_events(event.order_id)
+    if any(_same_notification(event, other) for other in waiting):
+        return "parked_again"
+    if len(waiting) >= PARK_LIMIT:
+        raise PoisonError("bill_missing", f"no bill after {PARK_LIMIT} callbacks")
+
+    parked[event.order_id] = _PARKED.dump_json((*waiting, event))
+    return "parked"
+
+
+def _same_notification(one: PaymentEvent, other: PaymentEvent) -> bool:
+    return (one.channel, one.notify_id) == (other.channel, other.notify_id)
+
+
+def _parked_events(order_id: str) -> tuple[PaymentEvent, ...]:
+    raw = parked.get(order_id)
+    if raw is None:
+        return ()
+    try:
+        return _PARKED.validate_json(raw)
+    except (ValidationError, PoisonError) as exc:
+        raise CodecError("invalid_record", "parked callbacks do not parse") from exc
+
+
+def _bill(order_id: str) -> Bill | None:
+    raw = bills.get(order_id)
+    if raw is None:
+        return None
+    return Bill.from_record(_codec.decode_as(BILL_SCHEMA, raw))
+
+
+def _order_state(order_id: str) -> OrderState | None:
+    raw = orders.get(order_id)
+    return None if raw is None else load_state(raw)
+
+
+def _outcome(decision: Decision) -> str:
+    """A short code for the log line: what the decision did."""
+    if isinstance(decision, IssueReceipt):
+        return "receipt"
+    if isinstance(decision, IssueRedLetterReceipt):
+        return "red_letter"
+    if isinstance(decision, RaiseException):
+        return f"exception:{decision.kind}"
+    if isinstance(decision, HoldRefund):
+        return "refund_held"
+    assert isinstance(decision, Ignore)
+    return f"ignored:{decision.reason}"
+
+
+# Day closes: forwarded behind the receipts of the units they close.
+
+
+async def day_close_step(item: Input) -> str:
+    """Put a day-closed command on the partition(s) of the units it closes."""
+    command = DayClosed.from_record(_codec.decode_as(DAY_CLOSED_SCHEMA, item.value))
+    unit = command.collecting_unit_code
+    if unit is not None:
+        _require_key(item, unit)
+
+    entry = _entry(command.event_id, command.occurred_at, unit)
+    entry["day_closed"] = command.as_record()
+    if unit is not None:
+        await _delivered([await _send(REMITTANCE_ENTRIES, unit, ENTRY_SCHEMA, entry)])
+        return "forwarded"
+
+    partitions = REMITTANCE_ENTRIES.partitions or _settings.partitions
+    sent = [
+        await _send(REMITTANCE_ENTRIES, None, ENTRY_SCHEMA, entry, partition=p)
+        for p in range(partitions)
+    ]
+    await _delivered(sent)
+    return "forwarded_to_every_partition"
+
+
+# Remittance: receipts and day closes keyed by collecting unit.
+
+
+@dataclass(kw_only=True)
+class UnitLedger:
+    """What remittance remembers about one collecting unit.
+
+    Table keys around it, all in the unit's partition:
+
+    - ``unit:{unit}``: this ledger;
+    - ``entry:{unit}:{day}:{i}``: the i-th entry booked to an open or kept
+      day, as the ``RemittanceEntry`` bytes it arrived as;
+    - ``seen:{unit}:{receipt id}``: the day a receipt was booked to, so a
+      replayed receipt is not booked twice;
+    - ``units:{partition}``: the units with a ledger in that partition, for
+      a day close that applies to every unit.
+    """
+
+    unit: str
+    closed_through: date | None = None
+    watermark: datetime | None = None
+    open_days: dict[date, int] = field(default_factory=dict)
+    kept_days: dict[date, int] = field(default_factory=dict)
+
+
+_LEDGER: TypeAdapter[UnitLedger] = TypeAdapter(UnitLedger)
+_UNITS: TypeAdapter[list[str]] = TypeAdapter(list[str])
+
+
+async def remittance_step(item: Input) -> str:
+    """Book one receipt or carry out one day close for a collecting unit."""
+    record = _codec.decode_as(ENTRY_SCHEMA, item.value)
+    if record.get("day_closed") is not None:
+        return await _on_day_closed(item, record["day_closed"])
+
+    entry = _booked_entry(record)
+    _require_key(item, entry.collecting_unit_code)
+    assert item.value is not None  # decode_as refuses None
+    return await _book(item, entry, item.value)
+
+
+def _booked_entry(record: dict[str, Any]) -> Receipt | RedLetterReceipt:
+    """The receipt or red-letter receipt an entry carries."""
+    if record.get("receipt") is not None:
+        return Receipt.from_record(record["receipt"])
+    if record.get("red_letter_receipt") is not None:
+        return RedLetterReceipt.from_record(record["red_letter_receipt"])
+    raise PoisonError("invalid_record", "remittance entry carries nothing")
+
+
+async def _book(item: Input, entry: Receipt | RedLetterReceipt, raw: bytes) -> str:
+    """Book an entry to its day, then close what the watermark passed.
+
+    Writes go entry, ledger, seen-marker: a crash keeps a prefix of them, so
+    a receipt marked seen is always booked, and one booked but not marked is
+    booked again on replay, which ``close_day`` counts once.
+    """
+    unit = entry.collecting_unit_code
+    seen_key = f"seen:{unit}:{entry.receipt_id}"
+    if remittance.get(seen_key) is not None:
+        return "already_booked"
+
+    ledger = _ledger(item, unit)
+    day = booking_day(entry.issue_date, ledger.closed_through)
+    index = ledger.open_days.get(day, 0)
+    remittance[f"entry:{unit}:{day.isoformat()}:{index}"] = raw
+    ledger.open_days[day] = index + 1
+    ledger.watermark = _later(ledger.watermark, entry.issued_at)
+    _save_ledger(ledger)
+    remittance[seen_key] = day.isoformat().encode()
+
+    closed = await _close_through(ledger, latest_closed_day(ledger.watermark))
+    return "booked" + (f"+closed:{closed}" if closed else "")
+
+
+async def _on_day_closed(item: Input, record: dict[str, Any]) -> str:
+    """Close a business day for the unit named, or for every unit we hold."""
+    command = DayClosed.from_record(record)
+    if command.collecting_unit_code is None:
+        units = _units(item.partition)
+    else:
+        _require_key(item, command.collecting_unit_code)
+        units = [command.collecting_unit_code]
+
+    closed = 0
+    for unit in units:
+        closed += await _close_through(_ledger(item, unit), command.business_day)
+    return f"day_closed:{closed}"
+
+
+async def _close_through(ledger: UnitLedger, last_day: date) -> int:
+    """Close every open day up to ``last_day``; return how many batches.
+
+    Batches are delivered before the ledger says their days are closed, so
+    a crash in between closes the same days again, into the same batches.
+    """
+    if ledger.closed_through is not None and last_day <= ledger.closed_through:
+        return 0
+
+    due = sorted(day for day in ledger.open_days if day <= last_day)
+    sent = [await _send_batch(ledger, day) for day in due]
+    await _delivered(sent)
+
+    for day in due:
+        ledger.kept_days[day] = ledger.open_days.pop(day)
+    ledger.closed_through = last_day
+    _forget_old_days(ledger)
+    _save_ledger(ledger)
+    return len(due)
+
+
+async def _send_batch(ledger: UnitLedger, day: date) -> Awaitable[Any]:
+    """Build one day's batch from its booked entries and send it."""
+    blue: list[Receipt] = []
+    red: list[RedLetterReceipt] = []
+    for raw in _day_entries(ledger.unit, day, ledger.open_days[day]):
+        entry = _booked_entry(_codec.decode_as(ENTRY_SCHEMA, raw))
+        if isinstance(entry, Receipt):
+            blue.append(entry)
+        else:
+            red.append(entry)
+
+    batch = close_day(ledger.unit, day, blue, red)
+    return await _send(REMITTANCES, ledger.unit, BATCH_SCHEMA, batch.as_record())
+
+
+def _day_entries(unit: str, day: date, count: int) -> Iterable[bytes]:
+    for index in range(count):
+        raw = remittance.get(f"entry:{unit}:{day.isoformat()}:{index}")
+        if raw is not None:
+            yield raw
+
+
+def _forget_old_days(ledger: UnitLedger) -> None:
+    """Drop kept days far enough behind the last closed one."""
+    assert ledger.closed_through is not None
+    for day in [d for d in ledger.kept_days if _age(d, ledger) > KEEP_CLOSED_DAYS]:
+        for raw in _day_entries(ledger.unit, day, ledger.kept_days[day]):
+            entry = _booked_entry(_codec.decode_as(ENTRY_SCHEMA, raw))
+            remittance.pop(f"seen:{ledger.unit}:{entry.receipt_id}", None)
+        for index in range(ledger.kept_days.pop(day)):
+            remittance.pop(f"entry:{ledger.unit}:{day.isoformat()}:{index}", None)
+
+
+def _later(known: datetime | None, moment: datetime) -> datetime:
+    return moment if known is None else max(known, moment)
+
+
+def _age(day: date, ledger: UnitLedger) -> int:
+    assert ledger.closed_through is not None
+    return (ledger.closed_through - day).days
+
+
+def _ledger(item: Input, unit: str) -> UnitLedger:
+    """The unit's ledger; a new unit is added to its partition's index."""
+    raw = remittance.get(f"unit:{unit}")
+    if raw is not None:
+        return _LEDGER.validate_json(raw)
+
+    units = _units(item.partition)
+    remittance[f"units:{item.partition}"] = _UNITS.dump_json([*units, unit])
+    return UnitLedger(unit=unit)
+
+
+def _save_ledger(ledger: UnitLedger) -> None:
+    remittance[f"unit:{ledger.unit}"] = _LEDGER.dump_json(ledger)
+
+
+def _units(partition: int) -> list[str]:
+    raw = remittance.get(f"units:{partition}")
+    return [] if raw is None else _UNITS.validate_json(raw)
+
+
+# Shared steps.
+
+
+def _entry(event_id: str, occurred_at: datetime, unit: str | None) -> dict[str, Any]:
+    """A remittance entry with nothing in it yet."""
+    return {
+        "event_id": event_id,
+        "occurred_at": occurred_at,
+        "collecting_unit_code": unit,
+        "receipt": None,
+        "red_letter_receipt": None,
+        "day_closed": None,
+    }
+
+
+def _require_key(item: Input, expected: str) -> None:
+    """Refuse a record whose key is not the id it must be partitioned by.
+
+    State is kept per key in the partition the key hashes to; a record
+    under another key would read and write another partition's state.
+    """
+    if item.key is None or item.key != expected.encode():
+        raise PoisonError("key_mismatch", "message key is not the record's own id")
+
+
+async def _send(
+    spec: TopicSpec,
+    key: str | None,
+    schema: str,
+    record: dict[str, Any],
+    *,
+    partition: int | None = None,
+) -> Awaitable[Any]:
+    """Encode and send one output; the result resolves once it is stored."""
+    value = _codec.encode(schema, record)
+    raw_key = None if key is None else key.encode()
+    pending = await _topic(spec).send(key=raw_key, value=value, partition=partition)
+    metrics.OUTPUTS.labels(FLOW, spec.name).inc()
+    return pending
+
+
+async def _delivered(sent: list[Awaitable[Any]]) -> None:
+    """Wait until the broker has acknowledged every output sent."""
+    if sent:
+        await asyncio.gather(*sent)
+
+
+_topics: dict[str, faust.TopicT] = {}
+
+
+def _topic(spec: TopicSpec) -> faust.TopicT:
+    """One Faust topic object per output, made once."""
+    if spec.name not in _topics:
+        _topics[spec.name] = topic(spec)
+    return _topics[spec.name]
+
+
+_numberers: list[ReceiptNumberer] = []
+
+
+def _numberer() -> ReceiptNumberer:
+    """The receipt numberer, connected on first use inside the worker's loop."""
+    if not _numberers:
+        redis: Redis = async_client(_settings.redis_url)
+        _numberers.append(ReceiptNumberer(redis))
+    return _numberers[0]
+
+
+def _receipt_check_key() -> bytes:
+    return _settings.receipt_check_key.encode()
