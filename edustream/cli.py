@@ -27,7 +27,7 @@ app.add_typer(topics_app, name="topics")
 # Flow command groups (`edustream aid ...`) and top-level commands that live
 # in their own modules (`edustream ingress`, `edustream lag`).
 GROUPS = ("aid", "billing", "growth")
-TOP_LEVEL = ("ingress", "ops")
+TOP_LEVEL = ("ingress", "ops", "chaos")
 
 
 def _mount() -> None:
@@ -176,7 +176,7 @@ def _run_child(args: list[str], env: dict[str, str]) -> None:
     import os  # noqa: PLC0415
     import subprocess  # noqa: PLC0415
 
-    child = subprocess.Popen(
+    child = subprocess.Popen(  # noqa: S603 - our own module, no shell
         [sys.executable, "-m", "edustream", *args],
         env={**os.environ, **env},
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Mapping, MutableMapping
-from typing import Any
+from typing import Any, TextIO, cast
 
 import structlog
 
@@ -63,6 +63,20 @@ def _mask(value: Any) -> Any:
     return value
 
 
+class _CurrentStderr:
+    """Whatever sys.stderr is at the moment of writing.
+
+    Binding the stream object at configure time would keep writing to a
+    stream a test runner or a CLI harness has since replaced and closed.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(level: str = "INFO", fmt: str = "auto") -> None:
     """Configure structlog and route stdlib logging (Faust, aiokafka) through it."""
     json_output = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
@@ -86,7 +100,9 @@ def configure(level: str = "INFO", fmt: str = "auto") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(
+            file=cast(TextIO, _CurrentStderr())
+        ),
         cache_logger_on_first_use=False,
     )
     _route_stdlib(level, shared, renderer)
@@ -101,7 +117,7 @@ def _route_stdlib(level: str, shared: list[Any], renderer: Any) -> None:
             renderer,
         ],
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_CurrentStderr())
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

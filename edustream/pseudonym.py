@@ -17,7 +17,10 @@ the key, so it belongs only on topics whose consumers need it.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import re
+import unicodedata
 
 from edustream.errors import ConfigError
 
@@ -31,6 +34,11 @@ MIN_KEY_BYTES = 16
 # 16 digest bytes (128 bits) give 32 hex characters: short enough for a Kafka
 # key, far beyond any collision risk at city scale.
 _DIGEST_BYTES = 16
+
+_NAME_DOMAIN = b"edustream:student-name\x00"
+# Names with a separator dot (minority and transliterated names) are typed
+# with whichever dot the keyboard offers; all of them mean the same name.
+_NAME_DOTS = re.compile("[·•・．.‧﹒]")
 
 # A national student registry number is "G" followed by the ID number; both
 # name the same person, so they must give the same reference.
@@ -89,3 +97,22 @@ def check_key(key: bytes) -> None:
     if len(key) < MIN_KEY_BYTES:
         message = f"pseudonym key must be at least {MIN_KEY_BYTES} bytes"
         raise ConfigError(message)
+
+
+def name_digest(key: bytes, student_ref: str, name: str) -> str:
+    """The keyed digest of a child's name, bound to the student reference.
+
+    HMAC-SHA256 under the pseudonym key over a domain tag, the reference
+    and the normalised name (NFKC, no whitespace, one kind of separator
+    dot); 32 hex characters. Bills carry it so a parent's lookup can check
+    the child's name while no name is stored anywhere.
+    """
+    normal = normalise_name(name)
+    message = _NAME_DOMAIN + student_ref.encode("ascii") + b"\x00" + normal.encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
+
+
+def normalise_name(name: str) -> str:
+    """The name as compared: NFKC, no whitespace, ``·`` for every dot."""
+    text = "".join(unicodedata.normalize("NFKC", name).split())
+    return _NAME_DOTS.sub("·", text)

@@ -76,8 +76,16 @@ class Settings(BaseSettings):
     # development default is public and production sets its own.
     receipt_check_key: str = "edustream-development-receipt-check-key"
 
-    # Days a guardian has to answer an offer before it expires.
-    offer_expiry_days: int = 30
+    # Key the portal's gateway signs the X-Edustream-Caller header with
+    # (HMAC-SHA256) once it has authenticated the caller; growth lookups
+    # trust only callers signed with it. Development default public, as above.
+    growth_caller_key: str = "edustream-development-growth-caller-key"
+
+    # The aid policy file (TOML); unset means the file shipped in
+    # edustream/aid/policy.toml. It is loaded when the worker starts and an
+    # invalid file stops start-up. It is also the one source of how many days
+    # a guardian has to answer an offer (its offer_expiry_days).
+    aid_policy_path: Path | None = None
     # Maximum age accepted for a WeChat Pay notification timestamp.
     wechat_timestamp_window_s: int = 300
     # Largest callback body the ingress reads; real notifications are a few

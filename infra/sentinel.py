@@ -32,7 +32,8 @@ async def read_sentinel(bootstrap: str) -> str | None:
     try:
         tp = TopicPartition(SENTINEL.name, 0)
         if consumer.partitions_for_topic(SENTINEL.name) is None:
-            await consumer._client.force_metadata_update()
+            # A topic created after start-up is not in the cached metadata.
+            await consumer._client.force_metadata_update()  # noqa: SLF001
         if not consumer.partitions_for_topic(SENTINEL.name):
             return None
         consumer.assign([tp])

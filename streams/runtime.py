@@ -16,6 +16,7 @@ for every flow:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -35,6 +36,9 @@ from topics.spec import TopicSpec
 log = get_logger()
 
 DEAD_LETTER_SCHEMA = "edustream.common.DeadLetter"
+# Kafka's default message limit is 1 MiB; the dead letter must fit beside its
+# other fields.
+MAX_DEAD_LETTER_BYTES = 512 * 1024
 _BACKOFF_S = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 _DEAD_LETTER_NS = uuid.UUID("6f1c3c59-54c4-4d4b-9a37-1a0f2a1f5d10")
 
@@ -132,6 +136,16 @@ async def _with_retries(flow: str, item: Input, step: Step) -> str:
 async def dead_letter(flow: str, item: Input, reason: str, message: str) -> None:
     """Send an input to the flow's dead-letter topic with why and where from."""
     spec = dead_letter_topic_for(flow)
+    original = item.value
+    if original is not None and len(original) > MAX_DEAD_LETTER_BYTES:
+        # A record larger than the broker's message limit could never be
+        # dead-lettered whole; keep its head and say how to find the rest.
+        digest = hashlib.sha256(original).hexdigest()
+        message = (
+            f"{message}; original of {len(original)} bytes truncated to "
+            f"{MAX_DEAD_LETTER_BYTES}, sha256 {digest}"
+        )
+        original = original[:MAX_DEAD_LETTER_BYTES]
     record = {
         "event_id": str(
             uuid.uuid5(_DEAD_LETTER_NS, f"{item.topic}:{item.partition}:{item.offset}")
@@ -144,7 +158,7 @@ async def dead_letter(flow: str, item: Input, reason: str, message: str) -> None
         "source_partition": item.partition,
         "source_offset": item.offset,
         "original_key": item.key,
-        "original_value": item.value,
+        "original_value": original,
     }
     await emit(flow, spec, item.key, DEAD_LETTER_SCHEMA, record)
     metrics.DEAD_LETTERS.labels(flow, reason).inc()

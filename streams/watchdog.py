@@ -24,7 +24,6 @@ EXIT_BROKER_LOST = 75
 def watch_broker(bootstrap: str, sentinel: str) -> None:
     """Register the periodic sentinel check on the app."""
 
-    @app.timer(interval=CHECK_INTERVAL_S)
     async def broker_sentinel() -> None:
         try:
             await check_sentinel(bootstrap, sentinel)
@@ -32,3 +31,5 @@ def watch_broker(bootstrap: str, sentinel: str) -> None:
             log.critical("broker_lost", error=str(exc))
             print(f"edustream worker: {exc}", file=sys.stderr, flush=True)
             os._exit(EXIT_BROKER_LOST)
+
+    app.timer(interval=CHECK_INTERVAL_S, name="broker-sentinel")(broker_sentinel)

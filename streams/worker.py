@@ -15,7 +15,7 @@ from edustream.errors import ConfigError
 from edustream.logs import get_logger
 from edustream.settings import Settings
 from infra.provision import apply_topics
-from streams import aid, billing, growth  # noqa: F401 - registers the agents
+from streams import aid, billing, growth, observability  # noqa: F401 - agents, probes
 from streams.app import app
 from topics import CATALOGUE
 

@@ -8,6 +8,7 @@ make it fail (see ``no_leaked_tasks``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -16,12 +17,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from edustream.settings import get_settings
 from infra.broker import EmbeddedBroker
 from infra.provision import apply_topics
 from infra.redis import ensure_redis
 from topics import CATALOGUE
+
+
+@pytest.fixture(autouse=True)
+def reset_logging() -> Iterator[None]:
+    """Undo any logging configuration a test (or a CLI it ran) made."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.reset_defaults()
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
@@ -76,10 +89,13 @@ def start_worker(
         "EDUSTREAM_LOG_FORMAT": "json",
         **(extra_env or {}),
     }
-    out = log_path.open("ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "edustream", "worker"], env=env, stdout=out, stderr=out
-    )
+    with log_path.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "edustream", "worker"],
+            env=env,
+            stdout=out,
+            stderr=out,
+        )
 
 
 def stop_worker(proc: subprocess.Popen[bytes]) -> None:

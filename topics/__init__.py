@@ -30,6 +30,14 @@ def dead_letter_topic_for(flow: str) -> TopicSpec:
     return DEAD_LETTERS[flow]
 
 
+FLOWS = ("aid", "billing", "growth")
+
+
+def upstream() -> list[TopicSpec]:
+    """Topics written outside the flows: upstream systems and the ingress."""
+    return [s for s in _ALL if s.writer not in (*FLOWS, "provisioning")]
+
+
 def outputs() -> list[TopicSpec]:
     """Every topic edustream itself writes (for dumps and privacy scans)."""
     return [

@@ -2,6 +2,13 @@
 
 Students appear only as opaque accounts. Venue and activity catalogues are
 compacted: the latest record per id is the catalogue.
+
+Keys. Everything the archive agent reads (scans, confirmations, awards, voids
+and enrolment facts) is keyed by the student's account, so one student's
+inputs share a partition and the agent's table state. A mentor confirming a
+group writes one confirmation record per confirmed student, keyed by that
+student. Guardianships are keyed by the guardian's account: only the archive
+read model reads them.
 """
 
 from __future__ import annotations
@@ -42,7 +49,8 @@ CONFIRMATIONS = TopicSpec(
     schema="edustream.growth.MentorConfirmation",
     writer="mentors",
     readers=("growth",),
-    doc="Mentor confirmations for project-based learning and study tours.",
+    doc="Mentor confirmations for project-based learning and study tours; one "
+    "record per confirmed student, keyed by that student.",
 )
 AWARDS = TopicSpec(
     name="growth.certificate-awards",
@@ -77,6 +85,16 @@ STATEMENTS = TopicSpec(
     doc="xAPI-style statements: the entries of each student's archive.",
     retention_ms=-1,
 )
+GUARDIANSHIPS = TopicSpec(
+    name="growth.guardianships",
+    key="guardian account",
+    schema="edustream.portal.Guardianship",
+    writer="citizen portal",
+    readers=("archive read model",),
+    doc="Which student accounts a guardian's portal account may look up; the "
+    "portal binds them after real-name checks.",
+    retention_ms=-1,
+)
 CERTIFICATES = TopicSpec(
     name="growth.certificates",
     key="student account",
@@ -104,6 +122,7 @@ ALL: tuple[TopicSpec, ...] = (
     AWARDS,
     VOIDS,
     ENROLMENTS,
+    GUARDIANSHIPS,
     STATEMENTS,
     CERTIFICATES,
     DEAD_LETTERS,

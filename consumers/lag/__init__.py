@@ -7,7 +7,20 @@ Duties, one module each:
 - ``timelag``: the log end offset lookup table that estimates time lag;
 - ``monitor``: the state for every group and partition, fed by the poller.
 
-The code here is pure: the poller reads offsets from Kafka and passes them in.
+Those four are pure: the poller reads offsets from Kafka and passes them in.
+Around them, also pure:
+
+- ``flows``: each flow's throughput and dead letters from log end offsets;
+- ``view``, ``history``, ``changes``: one poll's document, the last minutes
+  of polls, and group status changes;
+- ``table``: the ``edustream lag`` table.
+
+And the parts that do I/O, imported only by the processes that need them:
+
+- ``offsets``: the poller's reads from Kafka;
+- ``service``: the poll loop;
+- ``exporter``: Prometheus metrics;
+- ``web``: the dashboard, JSON API, metrics and probes.
 """
 
 from consumers.lag.burrow import (

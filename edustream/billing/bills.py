@@ -146,6 +146,9 @@ class Bill:
     receipt_series: str
     published_at: datetime
     status: BillStatus = BillStatus.OPEN
+    # Keyed digest of the child's name (edustream.pseudonym.name_digest);
+    # the parent's bill lookup compares against it.
+    student_name_digest: str | None = None
 
     def __post_init__(self) -> None:
         """Refuse a bill that no channel or receipt could carry."""
@@ -183,6 +186,7 @@ class Bill:
             "receipt_series": self.receipt_series,
             "published_at": self.published_at,
             "status": str(self.status),
+            "student_name_digest": self.student_name_digest,
         }
 
     @classmethod
@@ -205,6 +209,7 @@ class Bill:
                 receipt_series=record["receipt_series"],
                 published_at=record["published_at"],
                 status=BillStatus(record["status"]),
+                student_name_digest=record.get("student_name_digest"),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CodecError(

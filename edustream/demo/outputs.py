@@ -98,12 +98,13 @@ class OutputCounter:
             with path.open("w", encoding="utf-8") as out:
                 for record in self.records.get(spec.name, []):
                     out.write(
-                        json.dumps(record, default=_json_default, ensure_ascii=False)
+                        json.dumps(record, default=json_default, ensure_ascii=False)
                         + "\n"
                     )
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """JSON for what Avro decodes to: bytes as base64, the rest as text."""
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
     return str(value)

@@ -15,16 +15,18 @@ import asyncio
 import json
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiokafka import AIOKafkaProducer
 
 from consumers.base import run_subscriber
-from edustream.demo.outputs import OutputCounter
+from edustream.demo.outputs import OutputCounter, json_default
 from edustream.demo.privacy import scan_for_secrets
 from edustream.demo.scenario import HttpCallback, Kind, Phase, Publication, Scenario
 from edustream.demo.workers import WorkerPool
@@ -67,7 +69,7 @@ def run_demo(
     workdir = Path(tempfile.mkdtemp(prefix="edustream-demo-"))
     with kafka(settings.kafka_bootstrap_servers, settings.embedded_broker_port) as bs:
         result = asyncio.run(
-            _run(settings, bs, redis_url, scenarios, workdir, timeout_s)
+            run_scenarios(settings, bs, redis_url, scenarios, workdir, timeout_s)
         )
     counter, elapsed, worker_log = result
     rows = _rows(scenarios, counter)
@@ -80,20 +82,46 @@ def run_demo(
     if report:
         report.write_text(
             json.dumps(
-                {"outputs": rows, "ok": ok, "seconds": round(elapsed, 1)}, indent=2
+                {
+                    "outputs": rows,
+                    "ok": ok,
+                    "seconds": round(elapsed, 1),
+                    "worker_log": str(worker_log),
+                },
+                indent=2,
             )
         )
     return ok
 
 
-async def _run(  # noqa: PLR0917 - one call site, all required
+@dataclass
+class RunContext:
+    """What a fault injector can reach while a run is under way."""
+
+    settings: Settings
+    bootstrap: str
+    redis_url: str
+    workers: WorkerPool
+    producer: AIOKafkaProducer
+    counter: OutputCounter
+    ingress_url: str | None
+    phases_done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+Fault = Callable[[RunContext], Coroutine[Any, Any, None]]
+
+
+async def run_scenarios(  # noqa: PLR0917 - one call site per mode, all required
     settings: Settings,
     bootstrap: str,
     redis_url: str,
     scenarios: list[Scenario],
     workdir: Path,
     timeout_s: float,
+    fault: Fault | None = None,
+    n_workers: int = 1,
 ) -> tuple[OutputCounter, float, Path]:
+    """Play every phase with workers running; return what was observed."""
     started = time.monotonic()
     result = await apply_topics(
         bootstrap, CATALOGUE.values(), settings.partitions, settings.replication_factor
@@ -107,7 +135,8 @@ async def _run(  # noqa: PLR0917 - one call site, all required
         await counter.start()
         stack.push_async_callback(counter.stop)
         workers = WorkerPool(bootstrap, redis_url, worker_log)
-        workers.start()
+        for slot in range(n_workers):
+            workers.start(slot)
         stack.callback(workers.stop_all)
         await _start_subscribers(stack, bootstrap, redis_url)
         ingress_url = await _maybe_start_ingress(
@@ -116,14 +145,25 @@ async def _run(  # noqa: PLR0917 - one call site, all required
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
         await producer.start()
         stack.push_async_callback(producer.stop)
+        ctx = RunContext(
+            settings, bootstrap, redis_url, workers, producer, counter, ingress_url
+        )
+        injector = asyncio.create_task(fault(ctx)) if fault else None
         deadline = time.monotonic() + timeout_s
         expected = _expected(scenarios)
         for phase in _interleave(scenarios):
             await _play(producer, ingress_url, phase)
             await _wait(
-                counter, {k: expected[k] for k in phase.wait_for}, deadline, workers
+                counter,
+                {k: expected[k] for k in phase.wait_for},
+                deadline,
+                workers,
+                injector,
             )
-        await _wait(counter, expected, deadline, workers)
+        ctx.phases_done.set()
+        if injector:
+            await injector
+        await _wait(counter, expected, deadline, workers, None)
         await asyncio.sleep(GRACE_S)
     return counter, time.monotonic() - started, worker_log
 
@@ -201,9 +241,12 @@ async def _wait(
     want: dict[str, int],
     deadline: float,
     workers: WorkerPool,
+    injector: asyncio.Task[None] | None,
 ) -> None:
     while time.monotonic() < deadline:
-        if not workers.any_alive():
+        # While a fault injector runs, a moment with no live worker is
+        # expected (it restarts them); otherwise nobody will produce outputs.
+        if not workers.any_alive() and (injector is None or injector.done()):
             log.error("worker_exited", codes=workers.exit_codes())
             return
         if all(counter.observed(k) >= n for k, n in want.items()):
@@ -278,9 +321,11 @@ def _privacy_leaks(
     personal = {s.name for s in CATALOGUE.values() if s.personal_data}
     if dump:
         counter.dump(dump)
+    # Rendered as in the dumps: bytes (a dead letter's original input) in
+    # base64, so what is scanned is what a reader of the dumps would see.
     texts: dict[str, str] = {
         f"topic {name}": "\n".join(
-            json.dumps(r, default=str, ensure_ascii=False) for r in records
+            json.dumps(r, default=json_default, ensure_ascii=False) for r in records
         )
         for name, records in counter.records.items()
         if name not in personal

@@ -58,8 +58,8 @@ async def start_ingress(
     stack.push_async_callback(runner.cleanup)
     site = web.TCPSite(runner, settings.ingress_host, port)
     await site.start()
-    sockets = site._server.sockets if site._server else ()  # noqa: SLF001
-    bound = sockets[0].getsockname()[1] if sockets else port
+    # With port 0 the system picks one; the runner knows which.
+    bound = runner.addresses[0][1] if runner.addresses else port
     url = f"http://{settings.ingress_host}:{bound}"
     log.info("http_started", url=url)
     return url

@@ -1,0 +1,39 @@
+"""``edustream chaos``: the fault harness (see ``edustream.demo.chaos``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from edustream import logs
+from edustream.settings import get_settings
+
+app = typer.Typer()
+
+
+@app.command()
+def chaos(
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(help="Fault to run (repeatable); default every fault."),
+    ] = None,
+    bounded: Annotated[
+        bool, typer.Option(help="CI's bounded form: fewer kills, shorter outage.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the city and the faults.")] = 7,
+) -> None:
+    """Run the demo city under faults; exit 0 when none lost or doubled output."""
+    from edustream.demo.chaos import BOUNDED, FAULTS, Bounds, render_table, run_chaos  # noqa: PLC0415
+
+    settings = get_settings()
+    logs.configure(settings.log_level, settings.log_format)
+    names = fault or list(FAULTS)
+    unknown = set(names) - set(FAULTS)
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown faults {sorted(unknown)}; known {list(FAULTS)}"
+        )
+    rows = run_chaos(settings, names, BOUNDED if bounded else Bounds(), seed)
+    typer.echo(render_table(rows))
+    raise typer.Exit(0 if all(r.ok for r in rows) else 1)

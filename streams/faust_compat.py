@@ -1,0 +1,126 @@
+"""Two fixes to faust-streaming 0.15 that keep a restarted worker whole.
+
+1. True log ends for table recovery. Faust recovers a table by reading its
+   changelog up to the partition's log end, which it asks for with
+   ListOffsets. The embedded broker (Tansu) answers that with the base
+   offset of the partition's last record batch plus one, not the offset
+   after its last record: ten changelog records produced in one batch read
+   as a log end of 1. Recovery then stops at the first record of the last
+   batch and drops the rest, so a restarted worker silently loses the
+   newest state in that batch. The consumer thread's ``_highwaters`` now
+   keeps the larger of the listed offset and the high watermark of a fetch
+   of the last listed record (right on Tansu, equal to the listed offset on
+   Apache Kafka): one small fetch per changelog partition per recovery, on
+   a consumer that joins no group.
+
+2. No input lost at a rebalance. When a rebalance suspends the flow, Faust
+   cancels the hand-over of records it already fetched and moved its read
+   position past; after the rebalance it seeks every partition back to its
+   committed offset, but aiokafka skips partitions that have no committed
+   offset yet, so those records are never read again. ``perform_seek`` now
+   also sends every such input partition (not changelogs) back to its first
+   offset. Records read again are replays, which at-least-once processing
+   already handles.
+
+``install`` applies both, once per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+from faust.transport.consumer import Consumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.types import TP
+
+# How long to wait for the fetch that carries the high watermarks. A fetch of
+# an existing record is answered at once; the bound only covers a broker
+# that does not answer, where the listed offsets are kept.
+_WAIT_S = 5.0
+_STEP_S = 0.02
+
+_installed: list[Any] = []
+
+
+def install() -> None:
+    """Apply both fixes (idempotent)."""
+    if _installed:
+        return
+    _install_highwaters()
+    _install_perform_seek()
+    _installed.append(True)
+
+
+def _install_highwaters() -> None:
+    original = AIOKafkaConsumerThread._highwaters  # noqa: SLF001
+
+    async def _highwaters(self: Any, partitions: list[TP]) -> Mapping[TP, int]:
+        listed = dict(await original(self, partitions))
+        if self.consumer.in_transaction:
+            return listed
+        bootstrap = self._ensure_consumer()._client._bootstrap_servers  # noqa: SLF001
+        marks = await high_watermarks(bootstrap, listed)
+        return {tp: max(offset, marks.get(tp) or 0) for tp, offset in listed.items()}
+
+    AIOKafkaConsumerThread._highwaters = _highwaters  # type: ignore[method-assign]  # noqa: SLF001
+
+
+def _install_perform_seek() -> None:
+    original = Consumer.perform_seek
+
+    async def perform_seek(self: Any) -> None:
+        await original(self)
+        changelogs = set(self.app.tables.changelog_topics)
+        committed = self._committed_offset
+        fresh = [
+            tp
+            for tp in self.assignment()
+            if tp.topic not in changelogs and not committed.get(tp)
+        ]
+        if not fresh:
+            return
+        firsts = await self.earliest_offsets(*fresh)
+        for tp in fresh:
+            await self.seek(tp, int(firsts.get(tp) or 0))
+
+    Consumer.perform_seek = perform_seek  # type: ignore[method-assign]
+
+
+async def high_watermarks(
+    bootstrap: Any, listed: Mapping[TP, int]
+) -> dict[TP, int | None]:
+    """The high watermark of each non-empty partition, from one fetch."""
+    filled = {tp: offset for tp, offset in listed.items() if offset > 0}
+    if not filled:
+        return {}
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = {TopicPartition(tp.topic, tp.partition): tp for tp in filled}
+        consumer.assign(list(parts))
+        for part, tp in parts.items():
+            consumer.seek(part, filled[tp] - 1)
+        return await _read_marks(consumer, parts)
+    finally:
+        with contextlib.suppress(KafkaError):
+            await consumer.stop()
+
+
+async def _read_marks(
+    consumer: AIOKafkaConsumer, parts: dict[TopicPartition, TP]
+) -> dict[TP, int | None]:
+    deadline = time.monotonic() + _WAIT_S
+    while True:
+        with contextlib.suppress(KafkaError):
+            await consumer.getmany(timeout_ms=int(_STEP_S * 1000), max_records=1)
+        marks = {tp: consumer.highwater(part) for part, tp in parts.items()}
+        if None not in marks.values() or time.monotonic() > deadline:
+            return marks
+        await asyncio.sleep(_STEP_S)
