@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all lint bench install clean
+.PHONY: demo test test-slow lint install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,15 +24,15 @@ test: $(STAMP)
 	bash infra/ensure-services.sh
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -m "not slow"
+
+test-slow: $(STAMP)
+	bash infra/ensure-services.sh
+	$(BIN)/pytest -q -p no:cacheprovider -m slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-
-bench: $(STAMP)
-	bash infra/ensure-services.sh
-	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) out .edustream-data .edustream-keys

@@ -498,7 +498,6 @@ def _serve(tuning: str) -> None:
     from streams.app import app  # noqa: PLC0415
 
     TUNINGS[tuning](app)
-    import _dbg_tmp; _dbg_tmp.apply()  # TMPDBG
     Worker(
         app,
         loglevel=settings.log_level,

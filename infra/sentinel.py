@@ -67,12 +67,19 @@ async def ensure_sentinel(bootstrap: str) -> str:
     return await read_sentinel(bootstrap) or marker
 
 
-async def check_sentinel(bootstrap: str, expected: str) -> None:
-    """Raise BrokerLostError when the broker no longer holds our sentinel."""
+async def check_sentinel(
+    bootstrap: str, expected: str, *, strict: bool = False
+) -> None:
+    """Raise BrokerLostError when the broker no longer holds our sentinel.
+
+    An unreachable broker is an outage, not a loss: it is ignored, or with
+    strict re-raised as the KafkaError it is.
+    """
     try:
         found = await read_sentinel(bootstrap)
     except KafkaError:
-        # An unreachable broker is an outage, not a loss; Faust retries.
+        if strict:
+            raise
         return
     if found != expected:
         raise BrokerLostError(

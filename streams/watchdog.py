@@ -7,8 +7,13 @@ of retrying can make table state and topics agree again.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
+import time
+from typing import NoReturn
+
+from aiokafka.errors import KafkaError
 
 from edustream.errors import BrokerLostError
 from edustream.logs import get_logger
@@ -21,6 +26,30 @@ CHECK_INTERVAL_S = 5.0
 EXIT_BROKER_LOST = 75
 
 
+def exit_if_broker_lost(bootstrap: str, sentinel: str, wait_s: float = 10.0) -> None:
+    """After a crash: exit with EXIT_BROKER_LOST if the broker lost our data.
+
+    Waits up to wait_s for a broker to answer; a broker that stays away is
+    an outage, and the crash's own exit code stands.
+    """
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        try:
+            asyncio.run(check_sentinel(bootstrap, sentinel, strict=True))
+        except BrokerLostError as exc:
+            _die(exc)
+        except KafkaError:
+            time.sleep(0.5)
+            continue
+        return
+
+
+def _die(exc: BrokerLostError) -> NoReturn:
+    log.critical("broker_lost", error=str(exc))
+    print(f"edustream worker: {exc}", file=sys.stderr, flush=True)
+    os._exit(EXIT_BROKER_LOST)
+
+
 def watch_broker(bootstrap: str, sentinel: str) -> None:
     """Register the periodic sentinel check on the app."""
 
@@ -28,8 +57,6 @@ def watch_broker(bootstrap: str, sentinel: str) -> None:
         try:
             await check_sentinel(bootstrap, sentinel)
         except BrokerLostError as exc:
-            log.critical("broker_lost", error=str(exc))
-            print(f"edustream worker: {exc}", file=sys.stderr, flush=True)
-            os._exit(EXIT_BROKER_LOST)
+            _die(exc)
 
     app.timer(interval=CHECK_INTERVAL_S, name="broker-sentinel")(broker_sentinel)

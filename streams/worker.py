@@ -15,8 +15,10 @@ from edustream.errors import ConfigError
 from edustream.logs import get_logger
 from edustream.settings import Settings
 from infra.provision import apply_topics
+from infra.sentinel import ensure_sentinel
 from streams import aid, billing, growth, observability  # noqa: F401 - agents, probes
 from streams.app import app
+from streams.watchdog import exit_if_broker_lost, watch_broker
 from topics import CATALOGUE
 
 log = get_logger(component="worker")
@@ -39,6 +41,8 @@ def run_worker(settings: Settings) -> None:
         raise ConfigError(
             "topics disagree with the catalogue: " + str(result.conflicts)
         )
+    sentinel = asyncio.run(ensure_sentinel(bootstrap))
+    watch_broker(bootstrap, sentinel)
     log.info("worker_starting", bootstrap=bootstrap, app_id=settings.app_id)
     worker = Worker(
         app,
@@ -47,4 +51,11 @@ def run_worker(settings: Settings) -> None:
         override_logging=False,
         redirect_stdouts=False,
     )
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as stop:
+        if stop.code not in (0, None):
+            # Faust may crash on the broker vanishing before the sentinel
+            # timer fires; say why if the broker came back without our data.
+            exit_if_broker_lost(bootstrap, sentinel)
+        raise

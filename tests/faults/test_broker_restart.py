@@ -39,7 +39,7 @@ def test_worker_exits_with_a_clear_message_after_broker_restart(
         restarted = EmbeddedBroker(broker.port)
         restarted.start()
         try:
-            code = worker.wait(timeout=60)
+            code = worker.wait(timeout=120)
         finally:
             stop_worker(worker)
             restarted.stop()
