@@ -93,13 +93,14 @@ async def _read(
         ]
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
-        return await _collect(consumer, wanted, count, timeout_s)
+        return await _collect(consumer, spec, wanted, count, timeout_s)
     finally:
         await consumer.stop()
 
 
 async def _collect(
     consumer: AIOKafkaConsumer,
+    spec: TopicSpec,
     wanted: Callable[[dict[str, Any]], bool],
     count: int,
     timeout_s: float,
@@ -111,12 +112,12 @@ async def _collect(
         batches = await consumer.getmany(timeout_ms=200)
         for messages in batches.values():
             for message in messages:
-                # Other tests put deliberately malformed records here.
+                # Other tests put malformed or foreign records here.
                 try:
-                    _schema, record = codec.decode(message.value)
+                    schema, record = codec.decode(message.value)
                 except CodecError:
                     continue
-                if wanted(record):
+                if schema == spec.schema and wanted(record):
                     found.append((message.key, record))
     return found
 
