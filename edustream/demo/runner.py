@@ -72,6 +72,8 @@ def run_demo(
             run_scenarios(settings, bs, redis_url, scenarios, workdir, timeout_s)
         )
     counter, elapsed, worker_log = result
+    if dump:
+        _write_growth_report(redis_url, dump, scenarios)
     rows = _rows(scenarios, counter)
     rows["privacy.leaks"] = {
         "expected": 0,
@@ -335,6 +337,14 @@ def _privacy_leaks(
     for where, count in leaks.items():
         log.error("privacy_leak", where=where, count=count)
     return sum(leaks.values())
+
+
+def _write_growth_report(redis_url: str, dump: Path, scenarios: list[Scenario]) -> None:
+    """One sample growth report page, read back from the archive read model."""
+    from edustream.demo.growth import write_report_page  # noqa: PLC0415
+
+    growth = next(s for s in scenarios if s.flow == "growth")
+    asyncio.run(write_report_page(redis_url, dump, growth.facts))
 
 
 def _print_summary(rows: dict[str, dict[str, int]], elapsed: float, ok: bool) -> None:

@@ -401,7 +401,13 @@ async def test_figures_count_offers_grants_and_students_per_school(
     await out.wait_for(aid.WITHDRAWALS.name, 1, student_ref=withdrawn.ref)
     await out.wait_for(aid.CLOSURES.name, 1, student_ref=declined.ref)
 
-    row = await _school_row(bootstrap, redis_url, school, lambda r: r.accepted == 1)
+    # Wait for the read model to have taken every output, not just the grant.
+    row = await _school_row(
+        bootstrap,
+        redis_url,
+        school,
+        lambda r: (r.accepted, r.declined, r.withdrawn) == (1, 1, 1),
+    )
 
     assert (row.offers, row.accepted, row.declined, row.withdrawn) == (3, 1, 1, 1)
     assert (row.open, row.expired, row.students_aided) == (0, 0, 1)
