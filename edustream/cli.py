@@ -7,7 +7,6 @@ only reads settings, starts what the work needs (broker, Redis) and prints.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import signal
 import sys
@@ -17,6 +16,7 @@ from typing import Annotated
 import typer
 
 from edustream import logs
+from edustream.commands import aid, billing, chaos, growth, ingress, ops
 from edustream.errors import EdustreamError
 from edustream.settings import Settings, get_settings
 
@@ -26,26 +26,11 @@ app.add_typer(topics_app, name="topics")
 
 # Flow command groups (`edustream aid ...`) and top-level commands that live
 # in their own modules (`edustream ingress`, `edustream lag`).
-GROUPS = ("aid", "billing", "growth")
-TOP_LEVEL = ("ingress", "ops", "chaos")
-
-
-def _mount() -> None:
-    for name in GROUPS + TOP_LEVEL:
-        try:
-            module = importlib.import_module(f"edustream.commands.{name}")
-        except ModuleNotFoundError as missing:
-            # A command module not written yet leaves its commands out.
-            if missing.name != f"edustream.commands.{name}":
-                raise
-            continue
-        if name in TOP_LEVEL:
-            app.registered_commands.extend(module.app.registered_commands)
-        else:
-            app.add_typer(module.app, name=name)
-
-
-_mount()
+app.add_typer(aid.app, name="aid")
+app.add_typer(billing.app, name="billing")
+app.add_typer(growth.app, name="growth")
+for module in (ingress, ops, chaos):
+    app.registered_commands.extend(module.app.registered_commands)
 
 
 def _settings() -> Settings:

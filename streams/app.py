@@ -17,6 +17,7 @@ from datetime import timedelta
 import faust
 
 from edustream.settings import Settings, get_settings
+from streams import faust_compat
 from topics import CATALOGUE
 from topics.spec import TopicSpec
 
@@ -45,6 +46,11 @@ def make_app(settings: Settings) -> faust.App:
         loghandlers=[],
     )
 
+
+# A restarted worker must recover every changelog record and lose no input
+# at a rebalance; faust-streaming 0.15 does neither on the embedded broker
+# without these fixes (see the module). They serve every flow.
+faust_compat.install()
 
 app = make_app(get_settings())
 

@@ -91,7 +91,6 @@ from edustream.pseudonym import pseudonymise
 from edustream.settings import get_settings
 from streams import runtime
 from streams.app import app, topic
-from streams.faust_compat import install as install_faust_fixes
 from streams.growth_catalogue import Catalogue
 from streams.growth_state import InputOffsets, Student, StudentStore
 from topics import aid as aid_topics
@@ -126,11 +125,6 @@ ENROLMENT_WAIT_MS = 15 * 60_000
 MAX_PARKED = 100
 
 _settings = get_settings()
-
-# A restarted worker must recover every changelog record and lose no input
-# at a rebalance; faust-streaming 0.15 does neither on the embedded broker.
-# The fixes serve every flow of the app, not only growth (see the module).
-install_faust_fixes()
 
 
 def _table(name: str, help_text: str) -> TableT[bytes, Any]:
