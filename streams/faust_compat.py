@@ -1,4 +1,4 @@
-"""Two fixes to faust-streaming 0.15 that keep a restarted worker whole.
+"""Three fixes to faust-streaming 0.15 that keep a restarted worker whole.
 
 1. True log ends for table recovery. Faust recovers a table by reading its
    changelog up to the partition's log end, which it asks for with
@@ -22,7 +22,22 @@
    offset. Records read again are replays, which at-least-once processing
    already handles.
 
-``install`` applies both, once per process.
+3. No input lost when streams resume after recovery. Faust resumes the
+   input partitions, awaits ``perform_seek`` back to the committed offsets,
+   and only then resumes flow control, which empties every agent's queue
+   (Faust's stream queues are cleared on resume). The flow is already active
+   at that point (recovery resumed it to read the changelogs), so records
+   fetched before the seek reach the agents' queues during the await, move
+   the consumer's read offset to the end of that fetch, and are then
+   cleared unprocessed and unacknowledged; their copies read again after
+   the seek lie below the read offset and are dropped as already read. The
+   partition's acknowledgements keep a gap that never closes, so its
+   offset is never committed again and the worker stops making progress
+   after a restart. Flow control is now suspended before the input
+   partitions are resumed, so nothing is handed to an agent until the
+   queues have been cleared.
+
+``install`` applies all three, once per process.
 """
 
 from __future__ import annotations
@@ -35,6 +50,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
+from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
@@ -49,11 +65,12 @@ _installed: list[Any] = []
 
 
 def install() -> None:
-    """Apply both fixes (idempotent)."""
+    """Apply the three fixes (idempotent)."""
     if _installed:
         return
     _install_highwaters()
     _install_perform_seek()
+    _install_quiet_resume()
     _installed.append(True)
 
 
@@ -90,6 +107,26 @@ def _install_perform_seek() -> None:
             await self.seek(tp, int(firsts.get(tp) or 0))
 
     Consumer.perform_seek = perform_seek  # type: ignore[method-assign]
+
+
+def _install_quiet_resume() -> None:
+    # Both end recovery the same way: resume input partitions, seek, resume
+    # flow control. ``_resume_streams`` serves an app without tables.
+    for name in ("on_recovery_completed", "_resume_streams"):
+        setattr(Recovery, name, suspend_flow_first(getattr(Recovery, name)))
+
+
+def suspend_flow_first(original: Any) -> Any:
+    """Wrap a recovery step that resumes streams: suspend flow control first."""
+
+    async def resume(self: Any, generation_id: int = 0) -> None:
+        # Agents' queues hold no input here: input partitions stay paused
+        # through recovery. Faust suspends flow control at every rebalance
+        # in the same way; the original resumes it once the seek is done.
+        self.app.flow_control.suspend()
+        await original(self, generation_id)
+
+    return resume
 
 
 async def high_watermarks(
