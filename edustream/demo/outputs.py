@@ -38,6 +38,8 @@ class OutputCounter:
         self.ids: dict[str, set[str]] = {k.name: set() for k in kinds}
         self.raw: dict[str, int] = defaultdict(int)
         self.records: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        # Every record's key, decodable or not, for the privacy scan.
+        self.keys: dict[str, list[bytes]] = defaultdict(list)
         self.undecodable = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -77,6 +79,8 @@ class OutputCounter:
             for tp, messages in batches.items():
                 for msg in messages:
                     self._take(codec, tp.topic, msg.value)
+                    if msg.key is not None:
+                        self.keys[tp.topic].append(msg.key)
 
     def _take(self, codec: Any, topic: str, value: bytes | None) -> None:
         self.raw[topic] += 1

@@ -107,6 +107,9 @@ class RunContext:
     producer: AIOKafkaProducer
     counter: OutputCounter
     ingress_url: str | None
+    # The phase being played (1-based; 0 before the first), so a fault can
+    # strike while a given phase's inputs are in flight.
+    phase: int = 0
     phases_done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -153,7 +156,8 @@ async def run_scenarios(  # noqa: PLR0917 - one call site per mode, all required
         injector = asyncio.create_task(fault(ctx)) if fault else None
         deadline = time.monotonic() + timeout_s
         expected = _expected(scenarios)
-        for phase in _interleave(scenarios):
+        for index, phase in enumerate(_interleave(scenarios), start=1):
+            ctx.phase = index
             await _play(producer, ingress_url, phase)
             await _wait(
                 counter,

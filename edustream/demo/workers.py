@@ -54,6 +54,17 @@ class WorkerPool:
             proc.wait()
             log.warning("worker_killed", slot=slot, pid=proc.pid)
 
+    def stop(self, slot: int = 0) -> None:
+        """SIGTERM the worker in slot and wait until it has left the group."""
+        proc = self.procs.get(slot)
+        if proc and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
     def any_alive(self) -> bool:
         """Whether at least one worker is running."""
         return any(p.poll() is None for p in self.procs.values())
