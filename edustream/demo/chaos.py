@@ -70,7 +70,12 @@ from edustream.demo.chaos_checks import (
     read_models,
     verdict,
 )
-from edustream.demo.runner import RunContext, build_scenarios, run_scenarios
+from edustream.demo.runner import (
+    RunContext,
+    build_scenarios,
+    post_callbacks,
+    run_scenarios,
+)
 from edustream.demo.scenario import HttpCallback, Publication, Scenario
 from edustream.errors import CodecError
 from edustream.http.growth import CALLER_HEADER, sign_caller
@@ -573,7 +578,7 @@ async def _replay_callbacks(run: _Run, base: str) -> None:
     replayed. A channel resends exactly so, so the ingress may take it; the
     flow must then do nothing. One it refuses must be recorded."""
     callbacks = list({cb.body: cb for cb in _accepted_callbacks(run)}.values())
-    statuses = await _post(base, callbacks)
+    statuses = await post_callbacks(base, callbacks, concurrency=16)
     taken = refused = 0
     for cb, status in zip(callbacks, statuses, strict=True):
         if status < 300:
@@ -596,7 +601,7 @@ async def _tampered_callbacks(run: _Run, base: str) -> None:
     accepted = _accepted_callbacks(run)
     chosen = run.rng.sample(accepted, min(run.bounds.probes, len(accepted)))
     tampered = [_tamper(cb) for cb in chosen]
-    statuses = await _post(base, tampered)
+    statuses = await post_callbacks(base, tampered, concurrency=16)
     for cb, status in zip(tampered, statuses, strict=True):
         run.inj.refused_bodies.add(hashlib.sha256(cb.body).hexdigest())
         if status != 400:
@@ -619,21 +624,6 @@ def _tamper(cb: HttpCallback) -> HttpCallback:
         )
         body = changed if n else body + b"&tampered=1"
     return replace(cb, body=body, expect_status=400)
-
-
-async def _post(base: str, callbacks: list[HttpCallback]) -> list[int]:
-    limit = asyncio.Semaphore(16)
-    async with aiohttp.ClientSession() as session:
-
-        async def post(cb: HttpCallback) -> int:
-            async with (
-                limit,
-                session.post(base + cb.path, data=cb.body, headers=cb.headers) as resp,
-            ):
-                await resp.read()
-                return resp.status
-
-        return list(await asyncio.gather(*(post(cb) for cb in callbacks)))
 
 
 async def _foreign_answers(run: _Run) -> None:

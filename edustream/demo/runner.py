@@ -222,24 +222,33 @@ async def _publish(producer: AIOKafkaProducer, items: list[Publication]) -> None
 
 
 async def _post_all(base: str, callbacks: list[HttpCallback]) -> None:
-    limit = asyncio.Semaphore(32)
+    statuses = await post_callbacks(base, callbacks)
+    for cb, status in zip(callbacks, statuses, strict=True):
+        if status != cb.expect_status:
+            log.error(
+                "unexpected_ingress_status",
+                path=cb.path,
+                status=status,
+                expected=cb.expect_status,
+            )
+
+
+async def post_callbacks(
+    base: str, callbacks: list[HttpCallback], concurrency: int = 32
+) -> list[int]:
+    """POST every callback to the ingress at base; their HTTP statuses."""
+    limit = asyncio.Semaphore(concurrency)
     async with aiohttp.ClientSession() as session:
 
-        async def post(cb: HttpCallback) -> None:
+        async def post(cb: HttpCallback) -> int:
             async with (
                 limit,
                 session.post(base + cb.path, data=cb.body, headers=cb.headers) as resp,
             ):
                 await resp.read()
-                if resp.status != cb.expect_status:
-                    log.error(
-                        "unexpected_ingress_status",
-                        path=cb.path,
-                        status=resp.status,
-                        expected=cb.expect_status,
-                    )
+                return resp.status
 
-        await asyncio.gather(*(post(cb) for cb in callbacks))
+        return list(await asyncio.gather(*(post(cb) for cb in callbacks)))
 
 
 async def _wait(
