@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import hashlib
 import random
+import secrets
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -657,15 +659,28 @@ class _Signers:
     def _wechat(
         self, resource: dict[str, Any], event_type: str, at: datetime
     ) -> HttpCallback:
-        headers, body = wechat.sign_notification(
-            self.keys,
-            resource,
-            event_type,
-            timestamp=int(at.timestamp()),
-            nonce=self._hex()[:16].upper(),
-            notification_id=str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
+        notification_id = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        keys = self.keys
+        # How far the notification's time lies from the clock when built.
+        skew = int(at.timestamp()) - int(time.time())
+
+        def sign(timestamp: int, nonce: str) -> tuple[dict[str, str], bytes]:
+            return wechat.sign_notification(
+                keys,
+                resource,
+                event_type,
+                timestamp=timestamp,
+                nonce=nonce,
+                notification_id=notification_id,
+            )
+
+        def resign() -> tuple[dict[str, str], bytes]:
+            return sign(int(time.time()) + skew, secrets.token_hex(8).upper())
+
+        headers, body = sign(int(at.timestamp()), self._hex()[:16].upper())
+        return HttpCallback(
+            "/callbacks/wechat", headers, body, _OK["wechat"], resign=resign
         )
-        return HttpCallback("/callbacks/wechat", headers, body, _OK["wechat"])
 
     def _hex(self) -> str:
         return f"{self.rng.getrandbits(128):032x}"

@@ -577,7 +577,10 @@ async def _replay_callbacks(run: _Run, base: str) -> None:
     """Every accepted callback again, byte for byte: a captured request
     replayed. A channel resends exactly so, so the ingress may take it; the
     flow must then do nothing. One it refuses must be recorded."""
-    callbacks = list({cb.body: cb for cb in _accepted_callbacks(run)}.values())
+    callbacks = [
+        replace(cb, resign=None)
+        for cb in {cb.body: cb for cb in _accepted_callbacks(run)}.values()
+    ]
     statuses = await post_callbacks(base, callbacks, concurrency=16)
     taken = refused = 0
     for cb, status in zip(callbacks, statuses, strict=True):
@@ -623,7 +626,7 @@ def _tamper(cb: HttpCallback) -> HttpCallback:
             field_name + rb"=([0-9]+)", lambda m: m.group(0) + b"9", body, count=1
         )
         body = changed if n else body + b"&tampered=1"
-    return replace(cb, body=body, expect_status=400)
+    return replace(cb, body=body, expect_status=400, resign=None)
 
 
 async def _foreign_answers(run: _Run) -> None:

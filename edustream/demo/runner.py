@@ -240,7 +240,8 @@ async def post_callbacks(
     limit = asyncio.Semaphore(concurrency)
     async with aiohttp.ClientSession() as session:
 
-        async def post(cb: HttpCallback) -> int:
+        async def post(callback: HttpCallback) -> int:
+            cb = callback.as_sent()
             async with (
                 limit,
                 session.post(base + cb.path, data=cb.body, headers=cb.headers) as resp,

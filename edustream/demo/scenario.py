@@ -14,7 +14,7 @@ kind, computed while generating the inputs, never from pipeline output.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from avro_schemas import default_codec
@@ -47,6 +47,19 @@ class HttpCallback:
     headers: dict[str, str]
     body: bytes
     expect_status: int
+    # WeChat Pay signs a notification as it sends it, with that moment's
+    # timestamp, and the ingress holds the timestamp to a freshness window.
+    # A long run posts some callbacks many minutes after building them, so
+    # one built with a signer is signed again when posted, exactly as old
+    # (or as stale) as it was when built.
+    resign: Callable[[], tuple[dict[str, str], bytes]] | None = None
+
+    def as_sent(self) -> HttpCallback:
+        """The callback as the channel would send it now."""
+        if self.resign is None:
+            return self
+        headers, body = self.resign()
+        return replace(self, headers=headers, body=body)
 
 
 @dataclass(frozen=True)
