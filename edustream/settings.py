@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     # trust only callers signed with it. Development default public, as above.
     growth_caller_key: str = "edustream-development-growth-caller-key"
 
+    # Secret the original key and value of a dead letter are sealed under
+    # when its input came from a topic that carries personal data (see
+    # edustream/dead_letters.py). Development default public, as above.
+    dead_letter_key: str = "edustream-development-dead-letter-key"
+
     # The aid policy file (TOML); unset means the file shipped in
     # edustream/aid/policy.toml. It is loaded when the worker starts and an
     # invalid file stops start-up. It is also the one source of how many days

@@ -16,6 +16,7 @@ for every flow:
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
 import uuid
@@ -27,10 +28,12 @@ import faust
 
 from avro_schemas import default_codec
 from edustream import metrics
+from edustream.dead_letters import Source, seal, sealing_key
 from edustream.errors import PoisonError, RetriableError
 from edustream.logs import get_logger
+from edustream.settings import get_settings
 from streams.app import topic
-from topics import dead_letter_topic_for
+from topics import CATALOGUE, dead_letter_topic_for
 from topics.spec import TopicSpec
 
 log = get_logger()
@@ -146,6 +149,17 @@ async def dead_letter(flow: str, item: Input, reason: str, message: str) -> None
             f"{MAX_DEAD_LETTER_BYTES}, sha256 {digest}"
         )
         original = original[:MAX_DEAD_LETTER_BYTES]
+    key = item.key
+    sealed = _carries_personal_data(item.topic)
+    if sealed:
+        # Operators read dead letters; only the key holder may see the
+        # person behind one (edustream.dead_letters).
+        source = Source(item.topic, item.partition, item.offset)
+        key = None
+        original_key = seal(_sealing_key(), item.key, source, "original_key")
+        original = seal(_sealing_key(), original, source, "original_value")
+    else:
+        original_key = item.key
     record = {
         "event_id": str(
             uuid.uuid5(_DEAD_LETTER_NS, f"{item.topic}:{item.partition}:{item.offset}")
@@ -157,10 +171,11 @@ async def dead_letter(flow: str, item: Input, reason: str, message: str) -> None
         "source_topic": item.topic,
         "source_partition": item.partition,
         "source_offset": item.offset,
-        "original_key": item.key,
+        "original_key": original_key,
         "original_value": original,
+        "sealed": sealed,
     }
-    await emit(flow, spec, item.key, DEAD_LETTER_SCHEMA, record)
+    await emit(flow, spec, key, DEAD_LETTER_SCHEMA, record)
     metrics.DEAD_LETTERS.labels(flow, reason).inc()
     log.error(
         "dead_lettered",
@@ -171,6 +186,16 @@ async def dead_letter(flow: str, item: Input, reason: str, message: str) -> None
         reason=reason,
         detail=message,
     )
+
+
+def _carries_personal_data(topic_name: str) -> bool:
+    spec = CATALOGUE.get(topic_name)
+    return spec is not None and spec.personal_data
+
+
+@functools.cache
+def _sealing_key() -> bytes:
+    return sealing_key(get_settings().dead_letter_key)
 
 
 async def emit(

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 
+from edustream.dead_letters import open_original, sealing_key
 from edustream.demo.scenario import Publication
+from edustream.settings import get_settings
 from tests.e2e.helpers import Outputs, produce
 from topics import aid, billing, growth
 from topics.spec import TopicSpec
@@ -35,19 +38,34 @@ async def test_undecodable_input_is_dead_lettered_with_its_coordinates(
         b"not avro at all " + marker,
         b"\x00\x7f\xff\xff\xfe" + marker,
     ]
+    key = sealing_key(get_settings().dead_letter_key)
+
+    def opened(
+        records: list[dict[str, Any]],
+    ) -> list[tuple[bytes | None, bytes | None]]:
+        return [open_original(key, r) for r in records]
+
     async with Outputs(bootstrap) as out:
         await produce(bootstrap, [Publication(source, marker, v) for v in bad])
-        found = [
-            r
-            for r in await out.wait_for(dead.name, 0)
-            if r["original_key"] == marker
-        ]
+        await out.wait_for(dead.name, 0)
+        found: list[dict[str, Any]] = []
         for _ in range(300):
-            found = [r for r in out.records(dead.name) if r["original_key"] == marker]
+            found = [
+                r
+                for r in out.records(dead.name)
+                if r["source_topic"] == source.name
+                and open_original(key, r)[0] == marker
+            ]
             if len(found) >= 3:
                 break
             await out.settle(0.2)
-    assert sorted(r["original_value"] for r in found) == sorted(bad)
+    assert sorted(value for _, value in opened(found)) == sorted(bad)
+    # Inputs from a topic with personal data are kept sealed: the dead letter
+    # shows neither their key nor their bytes to an operator without the key.
+    assert {r["sealed"] for r in found} == {source.personal_data}
+    if source.personal_data:
+        assert not any(marker in (r["original_value"] or b"") for r in found)
+        assert not any(r["original_key"] == marker for r in found)
     assert {r["flow"] for r in found} == {flow}
     assert {r["source_topic"] for r in found} == {source.name}
     assert {r["reason"] for r in found} <= {"undecodable", "unknown_schema_id"}
