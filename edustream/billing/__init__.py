@@ -8,10 +8,13 @@ Modules, one concept each:
   for a person, hold a refund, ignore);
 - ``receipts``: electronic fiscal receipts and red-letter receipts;
 - ``numbering``: consecutive receipt numbers per receipt code, in Redis;
+- ``issuing``: the order flow's outputs, numbered in groups and sent in the
+  order they were decided;
 - ``remittance``: per collecting unit and business day, the batch remitted
   to the treasury.
 
-Everything here except ``numbering`` is pure: no I/O, no clock. A replay of
+Everything here except ``numbering`` and ``issuing`` is pure: no I/O, no
+clock. A replay of
 the same inputs in the same order produces the same outputs, with the same
 ids, which is what makes at-least-once delivery safe.
 """

@@ -10,7 +10,12 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from edustream.billing.numbering import ReceiptNumberer, series_keys
+from edustream.billing.numbering import (
+    Numbered,
+    NumberRequest,
+    ReceiptNumberer,
+    series_keys,
+)
 from edustream.errors import RetriableError
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -82,6 +87,51 @@ async def test_series_count_separately(redis: Redis, series: str) -> None:
         await redis.delete(*series_keys(other))
 
 
+async def test_a_group_is_numbered_in_order_in_one_call(
+    redis: Redis, series: str
+) -> None:
+    """A group gets numbers in the order asked: a red-letter receipt after its
+    original, with the original's number; a replay gets its number back; a
+    red-letter receipt whose original has no number gets none, and no number
+    is used up for it."""
+    numberer = ReceiptNumberer(redis)
+    group = [
+        NumberRequest(series, "blue"),
+        NumberRequest(series, "red", original_id="blue"),
+        NumberRequest(series, "orphan-red", original_id="missing"),
+        NumberRequest(series, "blue"),
+    ]
+
+    numbers = await numberer.allocate_all(group)
+
+    assert numbers == [Numbered(1), Numbered(2, original=1), None, Numbered(1)]
+    assert await numberer.numbers(series) == {"blue": 1, "red": 2}
+    assert await numberer.allocate(series, "next") == 3
+    assert await numberer.allocate_all([]) == []
+
+
+async def test_a_group_of_two_series_counts_each_apart(
+    redis: Redis, series: str
+) -> None:
+    """Receipts of two series asked for together are numbered per series, and
+    the answers come back in the order asked."""
+    numberer = ReceiptNumberer(redis)
+    other = series + "-b"
+    try:
+        numbers = await numberer.allocate_all(
+            [
+                NumberRequest(series, "a"),
+                NumberRequest(other, "x"),
+                NumberRequest(series, "b"),
+                NumberRequest(other, "y"),
+            ]
+        )
+    finally:
+        await redis.delete(*series_keys(other))
+
+    assert numbers == [Numbered(1), Numbered(1), Numbered(2), Numbered(2)]
+
+
 async def test_concurrent_allocations_leave_no_gap(redis: Redis, series: str) -> None:
     """50 concurrent asks for 20 receipts from two workers: exactly 1..20."""
     second = Redis.from_url(REDIS_URL)
@@ -112,6 +162,8 @@ async def test_redis_failure_is_retriable() -> None:
     try:
         with pytest.raises(RetriableError) as caught:
             await numberer.allocate("31052025", "a")
+        with pytest.raises(RetriableError):
+            await numberer.allocate_all([NumberRequest("31052025", "a")])
         with pytest.raises(RetriableError):
             await numberer.numbers("31052025")
     finally:

@@ -15,7 +15,7 @@ import asyncio
 import hashlib
 import random
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -25,6 +25,8 @@ from unittest import mock
 import pytest
 
 from avro_schemas import default_codec
+from edustream.billing.issuing import ReceiptIssuer
+from edustream.billing.numbering import Numbered, NumberRequest
 from edustream.channels import alipay, unionpay, wechat
 from edustream.channels.keys import VerifierConfig
 from edustream.channels.normalised import NormalisedCallback
@@ -35,7 +37,7 @@ from edustream.http.payments import callback_record, payment_event
 from edustream.ids import find_ids
 from edustream.settings import Settings, get_settings
 from streams import billing as flow
-from streams.runtime import Input
+from streams.runtime import Input, Outbox, settle
 from topics import billing
 
 TODAY = date(2026, 9, 15)
@@ -55,6 +57,21 @@ class Numberer:
 
     async def lookup(self, series: str, receipt_id: str) -> int | None:
         return self.numbers.get(series, {}).get(receipt_id)
+
+    async def allocate_all(
+        self, requests: Sequence[NumberRequest]
+    ) -> list[Numbered | None]:
+        numbered: list[Numbered | None] = []
+        for request in requests:
+            original = None
+            if request.original_id is not None:
+                original = await self.lookup(request.series, request.original_id)
+                if original is None:
+                    numbered.append(None)
+                    continue
+            number = await self.allocate(request.series, request.receipt_id)
+            numbered.append(Numbered(number, original=original))
+        return numbered
 
 
 @dataclass
@@ -104,9 +121,13 @@ def played() -> Iterator[Played]:
     # tables, as each demo run starts from an empty broker.
     for table in tables:
         table.data.clear()
+    numberer = Numberer()
     with (
         mock.patch.object(flow, "_send", send),
-        mock.patch.object(flow, "_numberer", return_value=Numberer()),
+        mock.patch.object(flow, "_numberer", return_value=numberer),
+        mock.patch.object(
+            flow, "_issuer", return_value=ReceiptIssuer(numberer=lambda: numberer)
+        ),
         mock.patch.object(tables[0], "send_changelog"),
         mock.patch.object(tables[1], "send_changelog"),
         mock.patch.object(tables[2], "send_changelog"),
@@ -162,7 +183,16 @@ async def _publish(played: Played, publication: Publication) -> None:
     if publication.spec is billing.DAY_CLOSES:
         await _run(played, flow.day_close_step, item)
     else:
-        await _run(played, flow.order_step, item)
+        await _run(played, _order_step, item)
+
+
+async def _order_step(item: Input) -> str:
+    """An order input through the flow's step, its outbox settled as the
+    runtime settles it: outputs first, then the state that records them."""
+    outbox = Outbox()
+    outcome = await flow.order_step(item, outbox)
+    await settle([outbox])
+    return outcome
 
 
 async def _post(
@@ -187,7 +217,7 @@ async def _post(
     key = event.order_id.encode()
     await _run(
         played,
-        flow.order_step,
+        _order_step,
         Input(key, value, billing.CALLBACKS.name, _partition(key), 0, 0),
     )
 

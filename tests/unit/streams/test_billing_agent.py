@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -22,13 +22,15 @@ import pytest
 
 from avro_schemas import default_codec
 from edustream.billing.bills import Bill, BillItem, FeeKind
+from edustream.billing.issuing import ReceiptIssuer
+from edustream.billing.numbering import Numbered, NumberRequest
 from edustream.billing.orders import PaymentEvent, PaymentStatus
 from edustream.billing.receipts import SHANGHAI, receipt_id_for
 from edustream.billing.remittance import DayClosed, batch_id_for
 from edustream.errors import PoisonError
 from edustream.settings import get_settings
 from streams import billing as flow
-from streams.runtime import Input
+from streams.runtime import Input, Outbox, settle
 from topics import billing
 
 codec = default_codec()
@@ -41,10 +43,29 @@ class Numberer:
 
     def __init__(self) -> None:
         self.numbers: dict[str, dict[str, int]] = {}
+        self.groups: list[int] = []
 
     async def allocate(self, series: str, receipt_id: str) -> int:
         given = self.numbers.setdefault(series, {})
         return given.setdefault(receipt_id, len(given) + 1)
+
+    async def allocate_all(
+        self, requests: Sequence[NumberRequest]
+    ) -> list[Numbered | None]:
+        self.groups.append(len(requests))
+        numbered: list[Numbered | None] = []
+        for request in requests:
+            if request.original_id is None:
+                number = await self.allocate(request.series, request.receipt_id)
+                numbered.append(Numbered(number))
+                continue
+            original = await self.lookup(request.series, request.original_id)
+            if original is None:
+                numbered.append(None)
+                continue
+            number = await self.allocate(request.series, request.receipt_id)
+            numbered.append(Numbered(number, original=original))
+        return numbered
 
     async def lookup(self, series: str, receipt_id: str) -> int | None:
         return self.numbers.get(series, {}).get(receipt_id)
@@ -93,17 +114,28 @@ def sent() -> Iterator[Sent]:
 
         return write
 
+    issuer = ReceiptIssuer(numberer=lambda: captured.numberer)
     tables = (flow.bills, flow.parked, flow.orders, flow.remittance)
     patches = [mock.patch.object(t, "send_changelog", changelog(t)) for t in tables]
     with (
         mock.patch.object(flow, "_send", send),
         mock.patch.object(flow, "_numberer", return_value=captured.numberer),
+        mock.patch.object(flow, "_issuer", return_value=issuer),
         patches[0],
         patches[1],
         patches[2],
         patches[3],
     ):
         yield captured
+
+
+async def order_step(item: Input) -> str:
+    """One order input through the flow, its outbox settled as the runtime
+    settles it: outputs stored first, then the state that records them."""
+    outbox = Outbox()
+    outcome = await flow.order_step(item, outbox)
+    await settle([outbox])
+    return outcome
 
 
 def new_bill(unit: str | None = None, total_fen: int = 10_000) -> Bill:
@@ -159,9 +191,9 @@ async def test_a_payment_issues_a_receipt_before_its_state_is_kept(sent: Sent) -
     """The remittance entry, then the receipt, then the order state: a crash
     after the state write cannot have lost the receipt."""
     bill = new_bill()
-    await flow.order_step(bill_input(bill))
+    await order_step(bill_input(bill))
 
-    outcome = await flow.order_step(callback_input(bill))
+    outcome = await order_step(callback_input(bill))
 
     (receipt,) = sent.on(billing.RECEIPTS)
     (entry,) = sent.on(billing.REMITTANCE_ENTRIES)
@@ -184,9 +216,9 @@ async def test_a_callback_before_its_bill_is_parked_then_decided(sent: Sent) -> 
     bill = new_bill()
     paid = callback_input(bill)
 
-    first = await flow.order_step(paid)
-    again = await flow.order_step(paid)
-    stored = await flow.order_step(bill_input(bill))
+    first = await order_step(paid)
+    again = await order_step(paid)
+    stored = await order_step(bill_input(bill))
 
     assert (first, again) == ("parked", "parked_again")
     assert stored == "bill_stored+released:receipt"
@@ -202,7 +234,7 @@ async def test_a_refund_then_a_resend_issue_one_red_letter(sent: Sent) -> None:
         bill, PaymentStatus.REFUNDED, notify_id="n2", refund_fen=4_000
     )
     outcomes = [
-        await flow.order_step(i)
+        await order_step(i)
         for i in (bill_input(bill), callback_input(bill), refund, refund)
     ]
 
@@ -213,18 +245,73 @@ async def test_a_refund_then_a_resend_issue_one_red_letter(sent: Sent) -> None:
 
 
 async def test_a_red_letter_without_a_numbered_original_is_poison(sent: Sent) -> None:
-    """A refund whose original receipt has no number (Redis lost it) goes to
-    the dead-letter topic rather than print a broken link."""
+    """A refund whose original receipt has no number (Redis lost it, and this
+    process did not number it) goes to the dead-letter topic rather than
+    print a broken link; nothing is queued for it."""
     bill = new_bill()
-    await flow.order_step(bill_input(bill))
-    await flow.order_step(callback_input(bill))
+    await order_step(bill_input(bill))
+    await order_step(callback_input(bill))
     sent.numberer.numbers[bill.receipt_series].pop(receipt_id_for(bill.order_id))
+    before = len(sent.log)
+    restarted = ReceiptIssuer(numberer=lambda: sent.numberer)
 
     refund = callback_input(bill, PaymentStatus.REFUNDED, notify_id="n2", refund_fen=1)
-    with pytest.raises(PoisonError) as raised:
-        await flow.order_step(refund)
+    with (
+        mock.patch.object(flow, "_issuer", return_value=restarted),
+        pytest.raises(PoisonError) as raised,
+    ):
+        await flow.order_step(refund, Outbox())
 
     assert raised.value.reason == "original_receipt_unknown"
+    assert sent.log[before:] == []
+
+
+async def test_an_original_lost_after_it_was_numbered_stops_the_flow(
+    sent: Sent,
+) -> None:
+    """When Redis loses an original this process numbered, its refund's
+    outputs never settle: no red-letter receipt is sent and the state that
+    records it is not written, so the input is read again after a restart."""
+    bill = new_bill()
+    await order_step(bill_input(bill))
+    await order_step(callback_input(bill))
+    sent.numberer.numbers[bill.receipt_series].pop(receipt_id_for(bill.order_id))
+    before = len(sent.log)
+
+    refund = callback_input(bill, PaymentStatus.REFUNDED, notify_id="n2", refund_fen=1)
+    outbox = Outbox()
+    await flow.order_step(refund, outbox)
+    with pytest.raises(PoisonError) as raised:
+        await settle([outbox])
+
+    assert raised.value.reason == "original_receipt_unknown"
+    assert sent.log[before:] == []
+
+
+async def test_outputs_go_out_in_decision_order_across_inputs(sent: Sent) -> None:
+    """Receipts of several orders decided before any is numbered are
+    numbered in one group, in decision order, and each order's state is
+    written only once every output of the group is stored."""
+    bills = [new_bill() for _ in range(3)]
+    for bill in bills:
+        await order_step(bill_input(bill))
+    before = len(sent.log)
+
+    outboxes = [Outbox() for _ in bills]
+    for bill, outbox in zip(bills, outboxes, strict=True):
+        await flow.order_step(callback_input(bill), outbox)
+    await settle(outboxes)
+
+    receipts = sent.on(billing.RECEIPTS)[-3:]
+    assert sent.numberer.groups[-1] == 3
+    assert [r["order_id"] for r in receipts] == [b.order_id for b in bills]
+    assert [r["receipt_number"] for r in receipts] == [
+        "0000000001",
+        "0000000002",
+        "0000000003",
+    ]
+    kinds = [kind for kind, _, _ in sent.log[before:]]
+    assert kinds == ["send"] * 6 + ["changelog"] * 3
 
 
 @pytest.mark.parametrize(
@@ -252,7 +339,7 @@ async def test_a_red_letter_without_a_numbered_original_is_poison(sent: Sent) ->
 async def test_bad_order_inputs_are_poison(make: Any, reason: str, sent: Sent) -> None:
     """Inputs a person must look at raise PoisonError with their reason."""
     with pytest.raises(PoisonError) as raised:
-        await flow.order_step(make(new_bill()))
+        await order_step(make(new_bill()))
 
     assert raised.value.reason == reason
     assert sent.log == []
@@ -280,8 +367,8 @@ async def receipts_of(sent: Sent, bills: list[tuple[Bill, datetime]]) -> list[In
     """Pay each bill at its time; the remittance entries the flow sent."""
     before = len(sent.on(billing.REMITTANCE_ENTRIES))
     for index, (bill, at) in enumerate(bills):
-        await flow.order_step(bill_input(bill))
-        await flow.order_step(callback_input(bill, notify_id=f"n{index}", at=at))
+        await order_step(bill_input(bill))
+        await order_step(callback_input(bill, notify_id=f"n{index}", at=at))
     entries = sent.on(billing.REMITTANCE_ENTRIES)[before:]
     return [entry_input(strip(e), e["_key"]) for e in entries]
 
