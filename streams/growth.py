@@ -235,11 +235,12 @@ class ArchiveFlow:
 
         last: dict[int, runtime.Input] = {}
         for item in items:
-            if self.offsets.applied(item):
+            if self.offsets.applied(item) or self.store.applied(item):
                 continue
             self._note_gap(item)
             await runtime.handle(FLOW, item, self.step)
             self.offsets.mark(item)
+            self.store.mark_applied(item)
             last[item.partition] = item
 
         for partition, item in last.items():

@@ -61,6 +61,10 @@ class Student:
     archive: Archive
     parked: list[Input] = field(default_factory=list)
     parked_until: int | None = None
+    # Per source partition ("topic:partition"), the offset of the last input
+    # applied to this student. Kept in the same record as the state it
+    # produced, so the two survive a crash together (see ``StudentStore``).
+    applied: dict[str, int] = field(default_factory=dict)
 
     def state_record(self) -> dict[str, Any]:
         """The ``growth-students`` table value."""
@@ -71,6 +75,7 @@ class Student:
             "visits": self.visits.to_dict(),
             "parked": [_input_record(item) for item in self.parked],
             "parked_until": self.parked_until,
+            "applied": self.applied,
         }
 
 
@@ -112,6 +117,39 @@ class StudentStore:
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return student
+
+    def applied(self, item: Input) -> bool:
+        """Whether the input was already applied to its student's state.
+
+        ``InputOffsets`` answers the same per partition, but from a table of
+        its own: a crash can keep a student's new state and lose the offset
+        written beside it, and the input delivered again would then be
+        judged against the state it produced (a check-in refused as inside
+        its own visit). The student's own record cannot disagree with itself.
+        """
+        if item.key is None:
+            return False
+        cached = self._cache.get(item.key)
+        if cached is not None:
+            last = cached.applied.get(_offset_key(item.topic, item.partition).decode())
+        else:
+            stored = self._states.get(item.key) or {}
+            last = stored.get("applied", {}).get(
+                _offset_key(item.topic, item.partition).decode()
+            )
+        return last is not None and item.offset <= last
+
+    def mark_applied(self, item: Input) -> None:
+        """Record the input in its student's state, if it reached a student.
+
+        An input that never loaded its student (poison, a bad key) leaves no
+        mark: delivered again, it is refused again with the same dead letter.
+        """
+        student = self._cache.get(item.key) if item.key is not None else None
+        if student is None:
+            return
+        student.applied[_offset_key(item.topic, item.partition).decode()] = item.offset
+        self.touch(student, state=True)
 
     def touch(
         self, student: Student, *, state: bool = False, archive: bool = False
@@ -177,6 +215,7 @@ class StudentStore:
             archive=archive,
             parked=[_input_from(item) for item in state.get("parked", ())],
             parked_until=state.get("parked_until"),
+            applied=dict(state.get("applied", {})),
         )
 
 

@@ -280,6 +280,26 @@ async def test_inputs_delivered_again_change_nothing(
     assert outputs.dead == dead
 
 
+async def test_inputs_delivered_again_after_their_offsets_were_lost_change_nothing(
+    outputs: Outputs, city: Scenario
+) -> None:
+    """A crash can keep a student's state and lose the applied-offsets record
+    written beside it. Every input delivered again is then still known as
+    applied, by the student's own record: nothing is emitted or refused."""
+    harness = _harness(outputs, _catalogue(city))
+    await _play(harness, city, random.Random(8))
+    sent, dead = len(outputs.sent), dict(outputs.dead)
+
+    offsets = harness.archive.offsets
+    offsets._table.clear()  # type: ignore[attr-defined]
+    offsets.clear_cache()
+    harness.archive.store.clear_cache()
+    await _drain(harness, {}, random.Random(9))
+
+    assert len(outputs.sent) == sent
+    assert outputs.dead == dead
+
+
 async def test_changelog_writes_go_to_the_students_partition(
     outputs: Outputs, city: Scenario
 ) -> None:
