@@ -50,13 +50,14 @@ class HttpCallback:
     # WeChat Pay signs a notification as it sends it, with that moment's
     # timestamp, and the ingress holds the timestamp to a freshness window.
     # A long run posts some callbacks many minutes after building them, so
-    # one built with a signer is signed again when posted, exactly as old
-    # (or as stale) as it was when built.
+    # one the ingress must accept is signed again when posted, exactly as
+    # old as it was when built. One it must refuse is posted as built, byte
+    # for byte each time, as its refusal records are counted by body.
     resign: Callable[[], tuple[dict[str, str], bytes]] | None = None
 
     def as_sent(self) -> HttpCallback:
         """The callback as the channel would send it now."""
-        if self.resign is None:
+        if self.resign is None or self.expect_status >= 300:
             return self
         headers, body = self.resign()
         return replace(self, headers=headers, body=body)

@@ -3,8 +3,9 @@
 WeChat Pay stamps a notification when it sends it, and the ingress refuses
 one older than its freshness window. A long run (the full fault harness
 takes over a quarter of an hour) posts the city's last callbacks many
-minutes after building them; each is signed again as it is posted, as old
-as it was when built, so good ones stay fresh and stale ones stay stale.
+minutes after building them; each one the ingress must accept is signed
+again as it is posted, as old as it was when built, and each one it must
+refuse is posted as built.
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ def test_wechat_callbacks_posted_an_hour_later_keep_their_age(tmp_path: Path) ->
     refused = [reason for expected_ok, reason in outcomes if not expected_ok]
     assert refused
     assert set(refused) <= {"stale_timestamp", "bad_signature"}
+    # Those are posted byte for byte as built: their refusals count by body.
+    assert all(
+        cb is original
+        for original, cb in zip(callbacks, sent, strict=True)
+        if original.expect_status >= 300
+    )
     # As built, the good ones are an hour too old by then.
     assert _refusal(good[0], verifier, later) == "stale_timestamp"
 
