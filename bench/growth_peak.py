@@ -53,6 +53,7 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from common import passthrough
 
 from avro_schemas import default_codec
 from edustream.growth.events import EnrolmentFact, Scan, Venue
@@ -451,39 +452,7 @@ async def _first_timestamp(
 
 async def _passthrough(bootstrap: str, records: int) -> float:
     """Consume the peak's scans and produce each one again; records/s."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-        fetch_max_bytes=16 * 1024 * 1024,
-    )
-    producer = _producer_for(bootstrap)
-    await consumer.start()
-    await producer.start()
-    try:
-        partitions = await _partitions(consumer, growth.SCANS.name)
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        started = time.perf_counter()
-        seen, pending = 0, []
-        while seen < records:
-            batches = await consumer.getmany(timeout_ms=500, max_records=10_000)
-            for messages in batches.values():
-                for message in messages:
-                    pending.append(
-                        await producer.send(
-                            PASSTHROUGH_TOPIC, value=message.value, key=message.key
-                        )
-                    )
-                    seen += 1
-            if len(pending) >= 20_000:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
-        return records / (time.perf_counter() - started)
-    finally:
-        await producer.stop()
-        await consumer.stop()
+    return await passthrough(bootstrap, growth.SCANS.name, PASSTHROUGH_TOPIC, records)
 
 
 def _serve(tuning: str) -> None:
