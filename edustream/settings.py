@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     # How often the worker commits consumed offsets. At-least-once: a crash
     # replays at most this much, and every output is idempotent.
     broker_commit_interval_s: float = 1.0
+    # Longest a worker's fetch waits for records on a quiet partition. The
+    # embedded broker holds an empty fetch this long before it answers, so
+    # it bounds how late the worker sees an input (streams.faust_compat).
+    broker_fetch_max_wait_ms: int = Field(default=50, ge=1)
     # Faust keeps table state here when a disk store is configured.
     data_dir: Path = Path(".edustream-data")
     # Faust's embedded web server (health, tables); 0 disables it.

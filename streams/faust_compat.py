@@ -1,4 +1,4 @@
-"""Three fixes to faust-streaming 0.15 that keep a restarted worker whole.
+"""Fixes to faust-streaming 0.15: a restarted worker stays whole, a quiet one quick.
 
 1. True log ends for table recovery. Faust recovers a table by reading its
    changelog up to the partition's log end, which it asks for with
@@ -37,7 +37,15 @@
    partitions are resumed, so nothing is handed to an agent until the
    queues have been cleared.
 
-``install`` applies all three, once per process.
+4. A short fetch wait. Faust builds its worker consumer with a fixed
+   ``fetch_max_wait_ms`` of 1.5 s. A broker answers a fetch as soon as it
+   has data, but the embedded broker holds a fetch that finds none for that
+   whole time, so an input arriving on a quiet partition waited up to 1.5 s
+   before the worker saw it (callback to receipt: p50 411 ms, p99 775 ms at
+   100 callbacks/s; with 50 ms, 27 ms and 52 ms). The wait is now
+   ``settings.broker_fetch_max_wait_ms``.
+
+``install`` applies all four, once per process.
 """
 
 from __future__ import annotations
@@ -55,6 +63,8 @@ from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
 
+from edustream.settings import get_settings
+
 # How long to wait for the fetch that carries the high watermarks. A fetch of
 # an existing record is answered at once; the bound only covers a broker
 # that does not answer, where the listed offsets are kept.
@@ -65,13 +75,26 @@ _installed: list[Any] = []
 
 
 def install() -> None:
-    """Apply the three fixes (idempotent)."""
+    """Apply every fix (idempotent)."""
     if _installed:
         return
     _install_highwaters()
     _install_perform_seek()
     _install_quiet_resume()
+    _install_short_fetch_wait()
     _installed.append(True)
+
+
+def _install_short_fetch_wait() -> None:
+    original = AIOKafkaConsumerThread._create_worker_consumer  # noqa: SLF001
+
+    def _create_worker_consumer(self: Any, transport: Any) -> AIOKafkaConsumer:
+        consumer = original(self, transport)
+        # Read when the consumer starts and builds its fetcher.
+        consumer._fetch_max_wait_ms = get_settings().broker_fetch_max_wait_ms  # noqa: SLF001
+        return consumer
+
+    AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer  # type: ignore[method-assign]  # noqa: SLF001
 
 
 def _install_highwaters() -> None:
