@@ -47,7 +47,11 @@ At-least-once. Table writes go to the changelog partition of the event being
 handled, and Faust flushes outputs and changelogs before it commits the
 input's offset. A crash can lose outputs whose state was kept; the input is
 then read again, found to change nothing, and the decider re-sends the last
-records of every offer (``decider.replay``) with their ids unchanged. A tick
+records of every offer (``decider.replay``) with their ids unchanged. So
+the decider waits until the state that records its outputs is stored before
+it sends them: a guardian can only answer an offer a restarted decider
+already knows, even when the restart reads the answer before the input that
+made the offer. A tick
 waits for its closures to be acknowledged before it keeps the new state,
 because a tick read again would find nothing left to close.
 
@@ -298,11 +302,21 @@ async def decide_step(item: Input) -> str:
 
     state = _load_student(message.student_ref)
     outputs = _decider.decide(state, message)
-    await _publish(item, outputs)
 
     if not _only_rejections(message, outputs):
-        _put(students, item.partition, state.student_ref, _dumps(state.to_dict()))
+        kept = _put(
+            students, item.partition, state.student_ref, _dumps(state.to_dict())
+        )
         _index(item.partition, state)
+        if any(not isinstance(output, RejectedAnswer) for output in outputs):
+            # The state that records an offer is stored before the guardian
+            # can see the offer. Otherwise a crash could leave an offer
+            # answered that a restarted decider does not know yet (its input
+            # not read again so far), and the answer would be refused. A
+            # crash after this point loses only outputs, which the input read
+            # again re-sends (module docstring, At-least-once).
+            await kept
+    await _publish(item, outputs)
     return outcome(outputs)
 
 
@@ -497,15 +511,18 @@ def _get(table: TableT[bytes, bytes], key: str) -> bytes | None:
     return value
 
 
-def _put(table: TableT[bytes, bytes], partition: int, key: str, value: bytes) -> None:
+def _put(
+    table: TableT[bytes, bytes], partition: int, key: str, value: bytes
+) -> Awaitable[Any]:
     """Write a table value to the changelog partition of the input handled.
 
     Faust's own ``table[key] = value`` takes the partition from the current
     stream event; naming it here keeps the write right wherever it is made.
+    The result resolves once the broker has stored the changelog record.
     """
     raw_key = key.encode()
     table.data[raw_key] = value
-    table.send_changelog(partition, raw_key, value)
+    return table.send_changelog(partition, raw_key, value)
 
 
 def _delete(table: TableT[bytes, bytes], partition: int, key: str) -> None:

@@ -84,8 +84,13 @@ def sent() -> Iterator[Sent]:
         captured.dead.append((reason, message))
 
     def changelog(name: str) -> Any:
-        def write(partition: int | None, key: bytes, *_: Any, **__: Any) -> None:
+        def write(
+            partition: int | None, key: bytes, *_: Any, **__: Any
+        ) -> asyncio.Future[None]:
             captured.changelog.append((name, partition, key))
+            stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            stored.set_result(None)
+            return stored
 
         return write
 
@@ -293,6 +298,41 @@ async def test_answers_grant_once_and_refusals_become_dead_letters(sent: Sent) -
     assert [reason for reason, _ in sent.dead] == ["wrong_guardian", "unknown_offer"]
     assert [g["offer_id"] for g in sent.on(aid.GRANTS)] == [uuid.UUID(offer_id)]
     assert wrong_key.value.reason == "key_mismatch"
+
+
+async def test_an_offer_is_sent_only_once_the_state_recording_it_is_stored(
+    sent: Sent,
+) -> None:
+    """A guardian can only answer an offer a restarted decider knows: the
+    student's state with the offer is stored before the offer is sent."""
+    family = Family()
+    await flow.decide_step(
+        item(aid.STUDENT_FACTS, family.ref, fact_value(family.registry))
+    )
+    stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    sent.changelog.clear()
+
+    def write(partition: int | None, key: bytes, *_: Any, **__: Any) -> Any:
+        sent.changelog.append(("students", partition, key))
+        return stored
+
+    with mock.patch.object(flow.students, "send_changelog", write):
+        deciding = asyncio.create_task(
+            flow.decide_step(
+                item(aid.STUDENT_FACTS, family.ref, fact_value(family.link_fact()), 1)
+            )
+        )
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not deciding.done()
+        assert sent.on(aid.OFFERS) == []
+        assert ("students", family.ref.encode()) in [
+            (name, key) for name, _, key in sent.changelog
+        ]
+
+        stored.set_result(None)
+        assert await deciding == "offer"
+    assert len(sent.on(aid.OFFERS)) == 1
 
 
 async def test_a_tick_closes_expired_offers_and_empties_the_index(sent: Sent) -> None:
