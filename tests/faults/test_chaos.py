@@ -65,17 +65,6 @@ def _assert_clean(row: dict[str, Any]) -> None:
     assert row["dead_letters"] > 0
 
 
-# Known race, not yet fixed: a kill -9 can land after an offer reached its
-# topic but before the decider's state recording it did, and before the
-# input that made it was committed. The restarted decider may then read the
-# guardian's answer before it reads that input again, and refuses the
-# answer as unknown_offer; the grant never comes. Seen in one of four runs
-# of the crash fault on 2026-12-04. Kept running so a fix shows as XPASS.
-@pytest.mark.xfail(
-    reason="aid: an answer can be read before the replayed fact that makes "
-    "its offer, after a crash",
-    strict=False,
-)
 @pytest.mark.timeout(600)
 def test_worker_killed_at_random_moments_loses_and_doubles_nothing(
     tmp_path: Path,
