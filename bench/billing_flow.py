@@ -28,10 +28,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -41,6 +39,7 @@ from typing import Any
 
 import redis.asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from common import spawn_worker
 
 from avro_schemas import default_codec
 from edustream.billing.bills import Bill, BillItem, FeeKind
@@ -281,20 +280,12 @@ def _check(
 def _spawn_worker(
     bootstrap: str, redis_url: str, app_id: str, log: Path
 ) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "REDIS_URL": redis_url,
-        "EDUSTREAM_LOG_FORMAT": "json",
-        "EDUSTREAM_APP_ID": app_id,
-    }
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "edustream", "worker"],
-            env=env,
-            stdout=out,
-            stderr=out,
-        )
+    return spawn_worker(
+        log,
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        REDIS_URL=redis_url,
+        EDUSTREAM_APP_ID=app_id,
+    )
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -20,6 +20,7 @@ import os
 import statistics
 import struct
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -261,6 +262,23 @@ def peak_rss_mb(pid: int) -> float | None:
         if line.startswith("VmHWM:"):
             return round(int(line.split()[1]) / 1024, 1)
     return None
+
+
+def spawn_worker(log: Path, **settings: str) -> subprocess.Popen[bytes]:
+    """Start ``edustream worker`` with its output in log.
+
+    ``settings`` are environment variables on top of this process's, such as
+    ``KAFKA_BOOTSTRAP_SERVERS`` and ``EDUSTREAM_APP_ID``; JSON logs unless
+    they say otherwise.
+    """
+    env = {**os.environ, "EDUSTREAM_LOG_FORMAT": "json", **settings}
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "edustream", "worker"],
+            env=env,
+            stdout=out,
+            stderr=out,
+        )
 
 
 def stop(proc: subprocess.Popen[bytes], grace_s: float = 30.0) -> None:

@@ -65,6 +65,7 @@ from common import (
     passthrough,
     passthrough_latency,
     percentiles,
+    spawn_worker,
     stop,
     wait_for_group,
 )
@@ -737,21 +738,13 @@ async def _receipts(
 def _spawn_worker(
     bootstrap: str, redis_url: str, app_id: str, log: Path
 ) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "REDIS_URL": redis_url,
-        "EDUSTREAM_LOG_FORMAT": "json",
-        "EDUSTREAM_LOG_LEVEL": "WARNING",
-        "EDUSTREAM_APP_ID": app_id,
-    }
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "edustream", "worker"],
-            env=env,
-            stdout=out,
-            stderr=out,
-        )
+    return spawn_worker(
+        log,
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        REDIS_URL=redis_url,
+        EDUSTREAM_APP_ID=app_id,
+        EDUSTREAM_LOG_LEVEL="WARNING",
+    )
 
 
 async def _clear_series(redis_url: str, series: str) -> None:
