@@ -109,21 +109,19 @@ def _inputs(
     refunds = 0
     tag = uuid.uuid4().hex[:8]
     for index in range(orders):
-        bill = _bill(f"BENCH{tag}{index:08d}", series)
-        record = bill.as_record(event_id=str(uuid.uuid4()), occurred_at=NOW)
-        records.append(
-            (billing.BILLS.name, bill.order_id, _encode(billing.BILLS, record))
-        )
-        paid = _callback(bill, PaymentStatus.PAID, "n1")
+        bill = bench_bill(f"BENCH{tag}{index:08d}", series)
+        records.append((billing.BILLS.name, bill.order_id, bill_value(bill)))
+        paid = callback_value(bill, PaymentStatus.PAID, "n1")
         records += [(billing.CALLBACKS.name, bill.order_id, paid)] * 2
         if index < orders * refunded:
-            refund = _callback(bill, PaymentStatus.REFUNDED, "n2", refund_fen=500)
+            refund = callback_value(bill, PaymentStatus.REFUNDED, "n2", refund_fen=500)
             records.append((billing.CALLBACKS.name, bill.order_id, refund))
             refunds += 1
     return records, refunds
 
 
-def _bill(bill_id: str, series: str) -> Bill:
+def bench_bill(bill_id: str, series: str) -> Bill:
+    """A bill of the benchmark's school, in ``series``."""
     return Bill(
         bill_id=bill_id,
         school_id="SCH-BENCH",
@@ -137,9 +135,16 @@ def _bill(bill_id: str, series: str) -> Bill:
     )
 
 
-def _callback(
+def bill_value(bill: Bill) -> bytes:
+    """The bill, encoded as the schools publish it."""
+    record = bill.as_record(event_id=str(uuid.uuid4()), occurred_at=NOW)
+    return _encode(billing.BILLS, record)
+
+
+def callback_value(
     bill: Bill, status: PaymentStatus, notify_id: str, refund_fen: int | None = None
 ) -> bytes:
+    """An encoded Alipay callback of the bill's order."""
     event = PaymentEvent(
         channel="alipay",
         notify_id=f"{bill.order_id}-{notify_id}",

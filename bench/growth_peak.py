@@ -53,7 +53,7 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from common import passthrough
+from common import partitions_of, passthrough
 
 from avro_schemas import default_codec
 from edustream.growth.events import EnrolmentFact, Scan, Venue
@@ -396,7 +396,7 @@ async def _wait_records(
     await consumer.start()
     deadline = time.monotonic() + limit_s
     try:
-        partitions = await _partitions(consumer, topic)
+        partitions = await partitions_of(consumer, topic)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         stamps: list[int] = []
@@ -412,21 +412,12 @@ async def _wait_records(
         await consumer.stop()
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    while not consumer.partitions_for_topic(topic):
-        # Faust creates a table's changelog when the worker starts.
-        await consumer._client.force_metadata_update()  # noqa: SLF001
-        await asyncio.sleep(0.2)
-    found = consumer.partitions_for_topic(topic) or set()
-    return [TopicPartition(topic, p) for p in sorted(found)]
-
-
 async def _end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
     """True log ends (the embedded broker's ListOffsets can fall short)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = await _partitions(consumer, topic)
+        partitions = await partitions_of(consumer, topic)
         listed = await consumer.end_offsets(partitions)
     finally:
         await consumer.stop()

@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from billing_flow import bench_bill, bill_value, callback_value
 from common import (
     bulk_producer,
     cpu_seconds,
@@ -71,9 +72,8 @@ from common import (
 )
 
 from avro_schemas import default_codec
-from edustream.billing.bills import Bill, BillItem, FeeKind
 from edustream.billing.numbering import series_keys
-from edustream.billing.orders import PaymentEvent, PaymentStatus
+from edustream.billing.orders import PaymentStatus
 from edustream.settings import get_settings
 from infra.broker import EmbeddedBroker
 from infra.provision import apply_topics
@@ -643,51 +643,18 @@ def _cpu(procs: list[subprocess.Popen[bytes]], broker: int | None) -> dict[str, 
 
 def _billing_backlog(orders: int, series: str) -> list[tuple[str, bytes, bytes]]:
     """One bill and one paid callback per order, bills first."""
-    codec = default_codec()
-    now = datetime.now(UTC).replace(microsecond=0)
     tag = uuid.uuid4().hex[:8].upper()
-    bills, callbacks = [], []
-    for index in range(orders):
-        order_id = f"SCALE{tag}{index:08d}"
-        bill = Bill(
-            bill_id=order_id,
-            school_id="SCH-BENCH",
-            collecting_unit_code=f"CU-BENCH-{index % 12}",
-            student_ref="stu_bench",
-            term="2026-2027-1",
-            items=(BillItem("T01", "学费", FeeKind.TUITION, 120_000),),
-            total_fen=120_000,
-            receipt_series=series,
-            published_at=now,
+    bills = [bench_bill(f"SCALE{tag}{index:08d}", series) for index in range(orders)]
+    return [
+        (billing.BILLS.name, bill.order_id.encode(), bill_value(bill)) for bill in bills
+    ] + [
+        (
+            billing.CALLBACKS.name,
+            bill.order_id.encode(),
+            callback_value(bill, PaymentStatus.PAID, "n1"),
         )
-        paid = PaymentEvent(
-            channel="alipay",
-            notify_id=f"{order_id}-n1",
-            channel_txn_id=f"{order_id}-T1",
-            order_id=order_id,
-            status=PaymentStatus.PAID,
-            amount_fen=120_000,
-            notified_at=now,
-            refund_is_cumulative=True,
-        )
-        key = order_id.encode()
-        bill_record = bill.as_record(event_id=str(uuid.uuid4()), occurred_at=now)
-        paid_record = paid.as_record(event_id=str(uuid.uuid4()), occurred_at=now)
-        bills.append(
-            (
-                billing.BILLS.name,
-                key,
-                codec.encode(billing.BILLS.schema or "", bill_record),
-            )
-        )
-        callbacks.append(
-            (
-                billing.CALLBACKS.name,
-                key,
-                codec.encode(billing.CALLBACKS.schema or "", paid_record),
-            )
-        )
-    return bills + callbacks
+        for bill in bills
+    ]
 
 
 async def _produce(bootstrap: str, records: list[tuple[str, bytes, bytes]]) -> None:

@@ -15,7 +15,7 @@ import asyncio
 import hashlib
 import random
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -26,7 +26,6 @@ import pytest
 
 from avro_schemas import default_codec
 from edustream.billing.issuing import ReceiptIssuer
-from edustream.billing.numbering import Numbered, NumberRequest
 from edustream.channels import alipay, unionpay, wechat
 from edustream.channels.keys import VerifierConfig
 from edustream.channels.normalised import NormalisedCallback
@@ -38,40 +37,12 @@ from edustream.ids import find_ids
 from edustream.settings import Settings, get_settings
 from streams import billing as flow
 from streams.runtime import Input, Outbox, settle
+from tests.unit.streams.test_billing_agent import Numberer
 from topics import billing
 
 TODAY = date(2026, 9, 15)
 PARTITIONS = get_settings().partitions
 codec = default_codec()
-
-
-class Numberer:
-    """Receipt numbers per series, in memory, given once per receipt id."""
-
-    def __init__(self) -> None:
-        self.numbers: dict[str, dict[str, int]] = {}
-
-    async def allocate(self, series: str, receipt_id: str) -> int:
-        given = self.numbers.setdefault(series, {})
-        return given.setdefault(receipt_id, len(given) + 1)
-
-    async def lookup(self, series: str, receipt_id: str) -> int | None:
-        return self.numbers.get(series, {}).get(receipt_id)
-
-    async def allocate_all(
-        self, requests: Sequence[NumberRequest]
-    ) -> list[Numbered | None]:
-        numbered: list[Numbered | None] = []
-        for request in requests:
-            original = None
-            if request.original_id is not None:
-                original = await self.lookup(request.series, request.original_id)
-                if original is None:
-                    numbered.append(None)
-                    continue
-            number = await self.allocate(request.series, request.receipt_id)
-            numbered.append(Numbered(number, original=original))
-        return numbered
 
 
 @dataclass
