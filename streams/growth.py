@@ -176,6 +176,14 @@ class Emitter:
         await self._app.producer.send(spec.name, key.encode(), value, None, None, None)
         metrics.OUTPUTS.labels(FLOW, spec.name).inc()
 
+    async def delivered(self) -> None:
+        """Wait until the broker has stored everything sent so far.
+
+        The app's one producer carries outputs, dead letters and changelog
+        writes alike, so this covers all three.
+        """
+        await self._app.producer.flush()
+
 
 DeadLetter = Callable[[runtime.Input, Rejection], Awaitable[None]]
 _Handler = Callable[[runtime.Input, dict[str, Any]], Awaitable[str]]
@@ -245,7 +253,16 @@ class ArchiveFlow:
 
         for partition, item in last.items():
             await self.sweep_due(partition, item)
-        self.store.flush()
+        # Each write waits for the one before it to be stored. A state record
+        # marks its inputs applied, and an input marked applied is never
+        # handled again, so what it produced must already be safe: its
+        # outputs and dead letters, then the archive entries. A crash between
+        # the steps leaves the inputs unmarked; handled again, they re-send
+        # the same ids and find their statements already in the archive.
+        await self.emitter.delivered()
+        if self.store.flush_archives():
+            await self.emitter.delivered()
+        self.store.flush_states()
         self.offsets.flush()
 
     def _note_gap(self, item: runtime.Input) -> None:

@@ -75,7 +75,9 @@ class Student:
             "visits": self.visits.to_dict(),
             "parked": [_input_record(item) for item in self.parked],
             "parked_until": self.parked_until,
-            "applied": self.applied,
+            # A copy: the record may be serialized after later inputs
+            # already moved the live offsets on.
+            "applied": dict(self.applied),
         }
 
 
@@ -161,16 +163,31 @@ class StudentStore:
         dirty.state = dirty.state or state
         dirty.archive = dirty.archive or archive
 
-    def flush(self) -> int:
-        """Write every changed student to its tables; the number written."""
+    def flush_archives(self) -> int:
+        """Write every changed archive; the number written.
+
+        Archives go first, and the caller waits for them to be stored before
+        ``flush_states``: a state record marks its inputs applied, so it
+        must never outlive the archive entries those inputs made. The other
+        way round is harmless: an input delivered again over a kept archive
+        finds its statement already there and adds nothing.
+        """
+        written = 0
         for key, dirty in self._dirty.items():
-            student = dirty.student
-            if dirty.state:
-                _put(self._states, key, student.state_record(), student.partition)
             if dirty.archive:
-                archive = student.archive.to_dict()
-                _put(self._archives, key, archive, student.partition)
-        written = len(self._dirty)
+                student = dirty.student
+                _put(self._archives, key, student.archive.to_dict(), student.partition)
+                written += 1
+        return written
+
+    def flush_states(self) -> int:
+        """Write every changed state record, after the archives; the number."""
+        written = 0
+        for key, dirty in self._dirty.items():
+            if dirty.state:
+                student = dirty.student
+                _put(self._states, key, student.state_record(), student.partition)
+                written += 1
         self._dirty.clear()
         return written
 

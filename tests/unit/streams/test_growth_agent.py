@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -44,9 +44,11 @@ codec = default_codec()
 class FakeTable(dict[bytes, Any]):
     """A Faust table's mapping and changelog writes, in memory."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "", journal: list[str] | None = None) -> None:
         super().__init__()
         self.changelog: list[tuple[int, bytes]] = []
+        self.name = name
+        self.journal = journal
 
     @property
     def data(self) -> FakeTable:
@@ -56,6 +58,8 @@ class FakeTable(dict[bytes, Any]):
     def send_changelog(self, partition: int, key: bytes, _value: Any) -> None:
         """Record where the changelog record would go."""
         self.changelog.append((partition, key))
+        if self.journal is not None:
+            self.journal.append(self.name)
 
 
 class FakeCatalogue(Catalogue):
@@ -73,18 +77,26 @@ class Outputs:
 
     sent: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     dead: dict[str, str] = field(default_factory=dict)
+    # Sends, deliveries and table writes in the order they happened.
+    journal: list[str] = field(default_factory=list)
 
     async def send(self, spec: TopicSpec, key: str, record: dict[str, Any]) -> None:
         """Capture one output, after checking it encodes under its schema."""
         assert spec.schema is not None
         codec.encode(spec.schema, record)
         self.sent.append((spec.name, key, record))
+        self.journal.append("send")
+
+    async def delivered(self) -> None:
+        """Note the wait for the broker's acknowledgements."""
+        self.journal.append("delivered")
 
     async def dead_letter(
         self, _flow: str, item: runtime.Input, reason: str, _message: str
     ) -> None:
         """Capture a dead letter under its source coordinates, as its id is."""
         self.dead[f"{item.topic}:{item.partition}:{item.offset}"] = reason
+        self.journal.append("send")
 
     def of(self, topic: str) -> list[dict[str, Any]]:
         """Records sent to one topic."""
@@ -124,7 +136,9 @@ def outputs(monkeypatch: pytest.MonkeyPatch) -> Outputs:
 
 def _harness(outputs: Outputs, catalogue: Catalogue) -> Harness:
     archive = flow.ArchiveFlow(
-        StudentStore(FakeTable(), FakeTable()),
+        StudentStore(
+            FakeTable("state", outputs.journal), FakeTable("archive", outputs.journal)
+        ),
         InputOffsets(FakeTable()),
         catalogue,
         outputs,  # type: ignore[arg-type]
@@ -315,3 +329,92 @@ async def test_changelog_writes_go_to_the_students_partition(
     for table in tables:
         assert table.changelog
         assert all(_partition(key) == partition for partition, key in table.changelog)
+
+
+async def test_each_batch_stores_outputs_then_archives_then_states(
+    outputs: Outputs, city: Scenario
+) -> None:
+    """Within every batch, nothing is written after the state records, the
+    archives wait for the outputs to be stored, and the states wait for the
+    archives: a kept state record always has its archive and outputs."""
+    harness = _harness(outputs, _catalogue(city))
+    await _play(harness, city, random.Random(10))
+
+    undelivered: set[str] = set()
+    written = {"archive": 0, "state": 0}
+    for entry in outputs.journal:
+        if entry == "delivered":
+            undelivered.clear()
+            continue
+        if entry == "archive":
+            assert "send" not in undelivered
+        if entry == "state":
+            assert not undelivered & {"send", "archive"}
+        else:
+            undelivered.add(entry)
+        written[entry] = written.get(entry, 0) + 1
+    assert written["archive"] > 0
+    assert written["state"] > written["archive"]
+
+
+async def test_a_crash_that_kept_archives_but_lost_states_loses_nothing(
+    outputs: Outputs, city: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every batch is handled, then the worker "crashes" after its archive
+    writes were stored and before its state records were: a new flow starts
+    over the tables as they were then and handles the batch again. The
+    outputs keep the same ids as a run without crashes, and nothing more is
+    refused."""
+    calm = Outputs()
+    monkeypatch.setattr(runtime, "dead_letter", calm.dead_letter)
+    await _play(_harness(calm, _catalogue(city)), city, random.Random(11))
+    monkeypatch.setattr(runtime, "dead_letter", outputs.dead_letter)
+
+    monkeypatch.setattr(flow, "_assigned_partitions", lambda: set(range(PARTITIONS)))
+    harness = _harness(outputs, _catalogue(city))
+    first = harness.archive
+    states: FakeTable = first.store._states  # type: ignore[attr-defined]
+    archives: FakeTable = first.store._archives  # type: ignore[attr-defined]
+    offsets: FakeTable = first.offsets._table  # type: ignore[attr-defined]
+    crashes = 0
+
+    class CrashingFlow(flow.ArchiveFlow):
+        async def process_items(self, items: Sequence[runtime.Input]) -> None:
+            nonlocal crashes
+            kept_states, kept_offsets = dict(states), dict(offsets)
+            await flow.ArchiveFlow.process_items(self, items)
+            states.clear()
+            states.update(kept_states)
+            offsets.clear()
+            offsets.update(kept_offsets)
+            crashes += 1
+            restarted = flow.ArchiveFlow(
+                StudentStore(states, archives),
+                InputOffsets(offsets),
+                first.catalogue,
+                first.emitter,
+                rules=first.rules,
+            )
+            restarted.on_generation(crashes)
+            await restarted.process_items(items)
+            self.store, self.offsets = restarted.store, restarted.offsets
+            self.watermarks, self._due = restarted.watermarks, restarted._due
+
+    harness.archive = CrashingFlow(
+        first.store, first.offsets, first.catalogue, first.emitter, rules=first.rules
+    )
+    await _play(harness, city, random.Random(11))
+
+    def ids(found: Outputs) -> dict[str, set[str]]:
+        return {
+            "statements": {r["id"] for r in found.of(growth.STATEMENTS.name)},
+            "certificates": {
+                r["event_id"] for r in found.of(growth.CERTIFICATES.name)
+            },
+        }
+
+    assert crashes > 5
+    assert ids(calm)["statements"]
+    assert ids(outputs) == ids(calm)
+    assert calm.dead
+    assert outputs.dead == calm.dead
