@@ -6,7 +6,9 @@
 - ``passthrough_latency``: the same pass-through at a fixed rate, timing
   each record from its first send to its arrival on the output topic;
 - ``percentiles``, ``cpu_seconds``, ``peak_rss_mb`` and ``stop``: figures and
-  chores every bench needs.
+  chores every bench needs;
+- ``drain_without_tasks``: a Faust change that benches measure, not one the
+  worker ships.
 
 Benchmarks run as scripts (``python bench/x.py``), so they import this as
 ``common``.
@@ -23,6 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -316,3 +319,29 @@ async def wait_for_group(
         if time.monotonic() > deadline:
             raise TimeoutError(f"group {group} not stable with {members} members")
         await asyncio.sleep(0.5)
+
+
+def drain_without_tasks() -> None:
+    """Let Faust's fetch loop await each message's callback directly.
+
+    Faust's consumer hands each fetched message to the streams through
+    ``wait_first(callback(message), suspend_flow.wait())``, which creates two
+    tasks per message. This awaits the callback directly while the flow is
+    not suspended. The worker does not ship it: a rebalance that starts while
+    the callback waits for room in a full stream buffer would no longer
+    interrupt it, and the agent could get a record of a partition it no
+    longer owns. It patches Faust in the calling process only, to measure
+    what the race costs.
+    """
+    from faust.transport import consumer  # noqa: PLC0415 - Faust processes only
+
+    original = consumer.Consumer.wait_first
+
+    async def wait_first(self: object, *coros: Any, **kwargs: Any) -> Any:
+        suspend = getattr(self, "suspend_flow", None)
+        if len(coros) == 2 and suspend is not None and not suspend.is_set():
+            coros[1].close()
+            return await coros[0]
+        return await original(self, *coros, **kwargs)
+
+    consumer.Consumer.wait_first = wait_first  # type: ignore[method-assign]

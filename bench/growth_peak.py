@@ -53,7 +53,7 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from common import partitions_of, passthrough
+from common import drain_without_tasks, partitions_of, passthrough
 
 from avro_schemas import default_codec
 from edustream.growth.events import EnrolmentFact, Scan, Venue
@@ -90,27 +90,10 @@ def _bigger_batches(_app: faust.App) -> None:
 
 
 def _direct_drain(app: faust.App) -> None:
-    """Producer batching, and Faust's fetch loop without a task per message.
-
-    Faust's consumer hands each fetched message to the streams through
-    ``wait_first(callback(message), suspend_flow.wait())``, which creates two
-    tasks per message. This awaits the callback directly while the flow is
-    not suspended (the only time ``wait_first`` matters). It patches Faust
-    in this process only, to measure what that wait costs.
-    """
+    """Producer batching, and Faust's fetch loop without a task per message
+    (``common.drain_without_tasks``)."""
     _producer(app)
-    from faust.transport import consumer  # noqa: PLC0415
-
-    original = consumer.Consumer.wait_first
-
-    async def wait_first(self: Any, *coros: Any, **kwargs: Any) -> Any:
-        suspend = getattr(self, "suspend_flow", None)
-        if len(coros) == 2 and suspend is not None and not suspend.is_set():
-            coros[1].close()
-            return await coros[0]
-        return await original(self, *coros, **kwargs)
-
-    consumer.Consumer.wait_first = wait_first  # type: ignore[method-assign]
+    drain_without_tasks()
 
 
 TUNINGS: dict[str, Callable[[faust.App], None]] = {
