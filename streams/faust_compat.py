@@ -37,13 +37,21 @@
    partitions are resumed, so nothing is handed to an agent until the
    queues have been cleared.
 
-4. A short fetch wait. Faust builds its worker consumer with a fixed
-   ``fetch_max_wait_ms`` of 1.5 s. A broker answers a fetch as soon as it
-   has data, but the embedded broker holds a fetch that finds none for that
-   whole time, so an input arriving on a quiet partition waited up to 1.5 s
-   before the worker saw it (callback to receipt: p50 411 ms, p99 775 ms at
-   100 callbacks/s; with 50 ms, 27 ms and 52 ms). The wait is now
-   ``settings.broker_fetch_max_wait_ms``.
+4. A short fetch wait, lengthened while a partition starves. Faust builds
+   its worker consumer with a fixed ``fetch_max_wait_ms`` of 1.5 s. A
+   broker answers a fetch as soon as it has data, but the embedded broker
+   holds a fetch that finds none for that whole time, so an input arriving
+   on a quiet partition waited up to 1.5 s before the worker saw it
+   (callback to receipt: p50 411 ms, p99 775 ms at 100 callbacks/s; with
+   50 ms, 27 ms and 52 ms). The wait is now
+   ``settings.broker_fetch_max_wait_ms``. The embedded broker also answers
+   at that deadline with only the partitions it has read by then, and
+   reading a partition of many small batches (what a flow writes record by
+   record) is slow. Under a large backlog such partitions got no records at
+   all while bigger-batched ones streamed on: a million-record aid backfill
+   stopped routing for minutes. ``FetchWait`` therefore doubles the wait
+   (up to 1.5 s) while a partition with records waiting has been served
+   nothing for ``STARVED_AFTER_S``, and halves it back once none has.
 
 ``install`` applies all four, once per process.
 """
@@ -63,6 +71,7 @@ from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
 
+from edustream.logs import get_logger
 from edustream.settings import get_settings
 
 # How long to wait for the fetch that carries the high watermarks. A fetch of
@@ -72,6 +81,7 @@ _WAIT_S = 5.0
 _STEP_S = 0.02
 
 _installed: list[Any] = []
+log = get_logger(component="worker")
 
 
 def install() -> None:
@@ -81,20 +91,110 @@ def install() -> None:
     _install_highwaters()
     _install_perform_seek()
     _install_quiet_resume()
-    _install_short_fetch_wait()
+    _install_fetch_wait()
     _installed.append(True)
 
 
-def _install_short_fetch_wait() -> None:
+def _install_fetch_wait() -> None:
     original = AIOKafkaConsumerThread._create_worker_consumer  # noqa: SLF001
+    original_fetch = AIOKafkaConsumerThread._fetch_records  # noqa: SLF001
 
     def _create_worker_consumer(self: Any, transport: Any) -> AIOKafkaConsumer:
         consumer = original(self, transport)
+        shortest = get_settings().broker_fetch_max_wait_ms
         # Read when the consumer starts and builds its fetcher.
-        consumer._fetch_max_wait_ms = get_settings().broker_fetch_max_wait_ms  # noqa: SLF001
+        consumer._fetch_max_wait_ms = shortest  # noqa: SLF001
+        self.edustream_fetch_wait = FetchWait(shortest)
         return consumer
 
+    async def _fetch_records(
+        self: Any,
+        consumer: AIOKafkaConsumer,
+        active_partitions: set[TP],
+        timeout: float | None = None,  # noqa: ASYNC109 - Faust's signature
+        max_records: int | None = None,
+    ) -> Mapping[TP, list[Any]]:
+        active = active_partitions
+        records = await original_fetch(self, consumer, active, timeout, max_records)
+        fetch_wait = getattr(self, "edustream_fetch_wait", None)
+        if fetch_wait is not None and active:
+            fetcher = consumer._fetcher  # noqa: SLF001
+            subscription = fetcher._subscriptions.subscription  # noqa: SLF001
+            assignment = None if subscription is None else subscription.assignment
+            if assignment is not None:
+                wait = fetch_wait.observe(
+                    time.monotonic(), active, records, assignment.state_value
+                )
+                fetcher._fetch_max_wait_ms = wait  # noqa: SLF001
+        return records
+
     AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer  # type: ignore[method-assign]  # noqa: SLF001
+    AIOKafkaConsumerThread._fetch_records = _fetch_records  # type: ignore[method-assign]  # noqa: SLF001
+
+
+# A partition with records waiting that got none for this long is starved.
+STARVED_AFTER_S = 2.0
+# The longest fetch wait: Faust's own.
+LONGEST_FETCH_WAIT_MS = 1500
+_CHECK_EVERY_S = 1.0
+
+
+class FetchWait:
+    """The worker's fetch wait: short, and longer while a partition starves.
+
+    ``observe`` is called after every fetch with the partitions Faust asked
+    for and the records it got; it returns the wait for the next fetch. A
+    partition counts as starved when the consumer knows it holds records
+    past its position (its high watermark from earlier fetches) and none of
+    them came for ``STARVED_AFTER_S``. Paused partitions, and those Faust
+    left out because their agent's buffer is full, are not asked for, so
+    they never count.
+    """
+
+    def __init__(self, shortest_ms: int) -> None:
+        self.shortest_ms = shortest_ms
+        self.wait_ms = shortest_ms
+        self._waiting_since: dict[TP, float] = {}
+        self._checked = 0.0
+
+    def observe(
+        self,
+        now: float,
+        active: set[TP],
+        records: Mapping[TP, Any],
+        state_of: Any,
+    ) -> int:
+        """Note what a fetch brought; the wait for the next fetch."""
+        for tp in records:
+            self._waiting_since.pop(tp, None)
+        if now - self._checked < _CHECK_EVERY_S:
+            return self.wait_ms
+        self._checked = now
+
+        starved = 0
+        for tp in active:
+            state = state_of(tp)
+            if state is None or state.paused or tp in records:
+                continue
+            highwater, position = state.highwater, state.position
+            if highwater is None or position is None or highwater <= position:
+                self._waiting_since.pop(tp, None)
+                continue
+            since = self._waiting_since.setdefault(tp, now)
+            starved += now - since >= STARVED_AFTER_S
+
+        before = self.wait_ms
+        if starved:
+            self.wait_ms = min(LONGEST_FETCH_WAIT_MS, before * 2)
+        else:
+            self.wait_ms = max(self.shortest_ms, before // 2)
+        if self.wait_ms != before:
+            log.info(
+                "fetch_wait_changed",
+                wait_ms=self.wait_ms,
+                starved_partitions=starved,
+            )
+        return self.wait_ms
 
 
 def _install_highwaters() -> None:
