@@ -334,9 +334,9 @@ async def test_changelog_writes_go_to_the_students_partition(
 async def test_each_batch_stores_outputs_then_archives_then_states(
     outputs: Outputs, city: Scenario
 ) -> None:
-    """Within every batch, nothing is written after the state records, the
-    archives wait for the outputs to be stored, and the states wait for the
-    archives: a kept state record always has its archive and outputs."""
+    """Archive writes wait until the outputs before them are stored, and
+    state records wait until the outputs and archives before them are: a
+    kept state record always has its archive and outputs."""
     harness = _harness(outputs, _catalogue(city))
     await _play(harness, city, random.Random(10))
 
