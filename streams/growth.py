@@ -44,6 +44,7 @@ ids from (certificate, revision): a replay re-sends the same records.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -168,21 +169,30 @@ class Emitter:
     def __init__(self, faust_app: faust.App) -> None:
         self._app = faust_app
         self._codec = default_codec()
+        self._sent: list[Awaitable[Any]] = []
 
     async def send(self, spec: TopicSpec, key: str, record: dict[str, Any]) -> None:
-        """Queue one record; the producer is flushed before offsets commit."""
+        """Queue one record; ``delivered`` waits until it is stored."""
         assert spec.schema is not None
         value = self._codec.encode(spec.schema, record)
-        await self._app.producer.send(spec.name, key.encode(), value, None, None, None)
+        sent = await self._app.producer.send(
+            spec.name, key.encode(), value, None, None, None
+        )
+        self._sent.append(sent)
         metrics.OUTPUTS.labels(FLOW, spec.name).inc()
 
-    async def delivered(self) -> None:
-        """Wait until the broker has stored everything sent so far.
+    async def delivered(self, writes: Sequence[Awaitable[Any]] = ()) -> None:
+        """Wait until the broker has stored the outputs sent so far, the
+        dead letters and ``writes``; raise if any of them failed.
 
-        The app's one producer carries outputs, dead letters and changelog
-        writes alike, so this covers all three.
+        Dead letters go straight to the producer, whose flush waits for
+        them; outputs and table writes are awaited one by one, so a failure
+        stops the batch before its state records are written.
         """
+        sent, self._sent = [*self._sent, *writes], []
         await self._app.producer.flush()
+        if sent:
+            await asyncio.gather(*sent)
 
 
 DeadLetter = Callable[[runtime.Input, Rejection], Awaitable[None]]
@@ -260,8 +270,7 @@ class ArchiveFlow:
         # the steps leaves the inputs unmarked; handled again, they re-send
         # the same ids and find their statements already in the archive.
         await self.emitter.delivered()
-        if self.store.flush_archives():
-            await self.emitter.delivered()
+        await self.emitter.delivered(self.store.flush_archives())
         self.store.flush_states()
         self.offsets.flush()
 

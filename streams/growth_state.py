@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import base64
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,8 +163,8 @@ class StudentStore:
         dirty.state = dirty.state or state
         dirty.archive = dirty.archive or archive
 
-    def flush_archives(self) -> int:
-        """Write every changed archive; the number written.
+    def flush_archives(self) -> list[Awaitable[Any]]:
+        """Write every changed archive; what resolves as each is stored.
 
         Archives go first, and the caller waits for them to be stored before
         ``flush_states``: a state record marks its inputs applied, so it
@@ -172,13 +172,13 @@ class StudentStore:
         way round is harmless: an input delivered again over a kept archive
         finds its statement already there and adds nothing.
         """
-        written = 0
+        stored = []
         for key, dirty in self._dirty.items():
             if dirty.archive:
                 student = dirty.student
-                _put(self._archives, key, student.archive.to_dict(), student.partition)
-                written += 1
-        return written
+                archive = student.archive.to_dict()
+                stored.append(_put(self._archives, key, archive, student.partition))
+        return stored
 
     def flush_states(self) -> int:
         """Write every changed state record, after the archives; the number."""
@@ -236,15 +236,18 @@ class StudentStore:
         )
 
 
-def _put(table: TableT[bytes, Any], key: bytes, value: Any, partition: int) -> None:
+def _put(
+    table: TableT[bytes, Any], key: bytes, value: Any, partition: int
+) -> Awaitable[Any]:
     """Set a table key, writing its changelog to the student's partition.
 
     Faust's ``table[key] = value`` takes the partition from the current
     event; a coalesced write after a batch has no single current event, so
-    the partition the student was read from is given explicitly.
+    the partition the student was read from is given explicitly. The result
+    resolves once the broker has stored the changelog record.
     """
-    table.send_changelog(partition, key, value)
     table.data[key] = value
+    return table.send_changelog(partition, key, value)
 
 
 def _input_record(item: Input) -> dict[str, Any]:

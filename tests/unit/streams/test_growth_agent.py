@@ -87,8 +87,9 @@ class Outputs:
         self.sent.append((spec.name, key, record))
         self.journal.append("send")
 
-    async def delivered(self) -> None:
+    async def delivered(self, writes: Sequence[Any] = ()) -> None:
         """Note the wait for the broker's acknowledgements."""
+        del writes
         self.journal.append("delivered")
 
     async def dead_letter(
@@ -139,7 +140,7 @@ def _harness(outputs: Outputs, catalogue: Catalogue) -> Harness:
         StudentStore(
             FakeTable("state", outputs.journal), FakeTable("archive", outputs.journal)
         ),
-        InputOffsets(FakeTable()),
+        InputOffsets(FakeTable("offsets", outputs.journal)),
         catalogue,
         outputs,  # type: ignore[arg-type]
         rules=load_rules(),
@@ -335,26 +336,28 @@ async def test_each_batch_stores_outputs_then_archives_then_states(
     outputs: Outputs, city: Scenario
 ) -> None:
     """Archive writes wait until the outputs before them are stored, and
-    state records wait until the outputs and archives before them are: a
-    kept state record always has its archive and outputs."""
+    state records and applied offsets wait until the outputs and archives
+    before them are: a kept mark of an input applied always has its archive
+    and outputs."""
     harness = _harness(outputs, _catalogue(city))
     await _play(harness, city, random.Random(10))
 
     undelivered: set[str] = set()
-    written = {"archive": 0, "state": 0}
+    written = {"archive": 0, "state": 0, "offsets": 0}
     for entry in outputs.journal:
         if entry == "delivered":
             undelivered.clear()
             continue
         if entry == "archive":
             assert "send" not in undelivered
-        if entry == "state":
+        if entry in {"state", "offsets"}:
             assert not undelivered & {"send", "archive"}
         else:
             undelivered.add(entry)
         written[entry] = written.get(entry, 0) + 1
     assert written["archive"] > 0
     assert written["state"] > written["archive"]
+    assert written["offsets"] > 0
 
 
 async def test_a_crash_that_kept_archives_but_lost_states_loses_nothing(
