@@ -114,10 +114,16 @@ def _install_fetch_wait() -> None:
         timeout: float | None = None,  # noqa: ASYNC109 - Faust's signature
         max_records: int | None = None,
     ) -> Mapping[TP, list[Any]]:
-        active = active_partitions
-        records = await original_fetch(self, consumer, active, timeout, max_records)
+        records = await original_fetch(
+            self, consumer, active_partitions, timeout, max_records
+        )
         fetch_wait = getattr(self, "edustream_fetch_wait", None)
-        if fetch_wait is not None and active:
+        if fetch_wait is None or not self.consumer.flow_active:
+            return records
+        # A copy: Faust's loop changes its set of active partitions while
+        # this thread reads it.
+        active = frozenset(active_partitions or ())
+        if active:
             fetcher = consumer._fetcher  # noqa: SLF001
             subscription = fetcher._subscriptions.subscription  # noqa: SLF001
             assignment = None if subscription is None else subscription.assignment
@@ -160,7 +166,7 @@ class FetchWait:
     def observe(
         self,
         now: float,
-        active: set[TP],
+        active: frozenset[TP],
         records: Mapping[TP, Any],
         state_of: Any,
     ) -> int:
@@ -176,8 +182,12 @@ class FetchWait:
             state = state_of(tp)
             if state is None or state.paused or tp in records:
                 continue
+            if not state.has_valid_position:
+                # Being reset (aiokafka asserts on reading its position).
+                self._waiting_since.pop(tp, None)
+                continue
             highwater, position = state.highwater, state.position
-            if highwater is None or position is None or highwater <= position:
+            if highwater is None or highwater <= position:
                 self._waiting_since.pop(tp, None)
                 continue
             since = self._waiting_since.setdefault(tp, now)

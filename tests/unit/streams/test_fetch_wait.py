@@ -23,11 +23,23 @@ SHORTEST = 50
 
 @dataclass
 class State:
-    """What aiokafka knows of one partition."""
+    """What aiokafka knows of one partition; like aiokafka's, its position
+    may not be read while the partition is being reset."""
 
     highwater: int | None
-    position: int | None
+    _position: int | None
     paused: bool = False
+
+    @property
+    def has_valid_position(self) -> bool:
+        """Whether the position may be read."""
+        return self._position is not None
+
+    @property
+    def position(self) -> int:
+        """The next offset to fetch."""
+        assert self._position is not None
+        return self._position
 
 
 def _fetches(
@@ -43,7 +55,7 @@ def _fetches(
     for step in range(1, steps + 1):
         now = start + step * 0.1
         records: dict[TP, Any] = {tp: [object()] for tp in served}
-        result = wait.observe(now, set(states), records, states.get)
+        result = wait.observe(now, frozenset(states), records, states.get)
         if step % 10 == 0:
             waits.append(result)
     return waits
@@ -79,14 +91,16 @@ def test_the_wait_comes_back_once_every_partition_is_served() -> None:
 
 
 def test_quiet_paused_and_unknown_partitions_never_count_as_starved() -> None:
-    """A partition at its high watermark, a paused one with records, and one
-    whose high watermark is not known yet keep the wait short."""
+    """A partition at its high watermark, a paused one with records, one
+    whose high watermark is not known yet, and one being reset keep the
+    wait short."""
     wait = FetchWait(SHORTEST)
     states = {
         BIG: State(1_000_000, 10),
         QUIET: State(500, 500),
         SMALL: State(10_000, 0, paused=True),
         TP("aid.student-facts", 0): State(None, 0),
+        TP("aid.student-facts", 1): State(10_000, None),
     }
 
     waits = _fetches(wait, states, {BIG}, seconds=10)
