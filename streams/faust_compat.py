@@ -61,7 +61,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -168,7 +168,7 @@ class FetchWait:
         now: float,
         active: frozenset[TP],
         records: Mapping[TP, Any],
-        state_of: Any,
+        state_of: Callable[[TP], Any],
     ) -> int:
         """Note what a fetch brought; the wait for the next fetch."""
         for tp in records:

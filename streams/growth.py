@@ -181,18 +181,22 @@ class Emitter:
         self._sent.append(sent)
         metrics.OUTPUTS.labels(FLOW, spec.name).inc()
 
-    async def delivered(self, writes: Sequence[Awaitable[Any]] = ()) -> None:
-        """Wait until the broker has stored the outputs sent so far, the
-        dead letters and ``writes``; raise if any of them failed.
+    async def delivered(self) -> None:
+        """Wait until the broker has stored the outputs and dead letters sent
+        so far; raise if any output failed.
 
         Dead letters go straight to the producer, whose flush waits for
-        them; outputs and table writes are awaited one by one, so a failure
-        stops the batch before its state records are written.
+        them; outputs are awaited one by one, so a failure stops the batch
+        before its state records are written.
         """
-        sent, self._sent = [*self._sent, *writes], []
+        sent, self._sent = self._sent, []
         await self._app.producer.flush()
-        if sent:
-            await asyncio.gather(*sent)
+        await self.stored(sent)
+
+    async def stored(self, writes: Sequence[Awaitable[Any]]) -> None:
+        """Wait until the broker has stored ``writes``; raise if one failed."""
+        if writes:
+            await asyncio.gather(*writes)
 
 
 DeadLetter = Callable[[runtime.Input, Rejection], Awaitable[None]]
@@ -270,7 +274,7 @@ class ArchiveFlow:
         # the steps leaves the inputs unmarked; handled again, they re-send
         # the same ids and find their statements already in the archive.
         await self.emitter.delivered()
-        await self.emitter.delivered(self.store.flush_archives())
+        await self.emitter.stored(self.store.flush_archives())
         self.store.flush_states()
         self.offsets.flush()
 

@@ -180,16 +180,13 @@ class StudentStore:
                 stored.append(_put(self._archives, key, archive, student.partition))
         return stored
 
-    def flush_states(self) -> int:
-        """Write every changed state record, after the archives; the number."""
-        written = 0
+    def flush_states(self) -> None:
+        """Write every changed state record, after the archives."""
         for key, dirty in self._dirty.items():
             if dirty.state:
                 student = dirty.student
                 _put(self._states, key, student.state_record(), student.partition)
-                written += 1
         self._dirty.clear()
-        return written
 
     def due_times(
         self, partitions: set[int], grace_ms: int

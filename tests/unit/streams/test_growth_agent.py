@@ -87,8 +87,12 @@ class Outputs:
         self.sent.append((spec.name, key, record))
         self.journal.append("send")
 
-    async def delivered(self, writes: Sequence[Any] = ()) -> None:
+    async def delivered(self) -> None:
         """Note the wait for the broker's acknowledgements."""
+        self.journal.append("delivered")
+
+    async def stored(self, writes: Sequence[Any]) -> None:
+        """Note the wait for the broker to store table writes."""
         del writes
         self.journal.append("delivered")
 
