@@ -37,6 +37,7 @@ def make_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
         broker_commit_interval=settings.broker_commit_interval_s,
         consumer_auto_offset_reset="earliest",
+        producer_linger=settings.broker_producer_linger_ms / 1000,
         table_cleanup_interval=timedelta(minutes=5).total_seconds(),
         web_enabled=settings.worker_web_port > 0,
         web_port=settings.worker_web_port or 6066,

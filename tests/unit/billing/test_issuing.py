@@ -61,6 +61,22 @@ async def test_outputs_queued_together_are_numbered_once_in_order() -> None:
     assert not issuer.numbered_here("S", "r3")
 
 
+async def test_outputs_decided_within_the_gathering_wait_share_a_group() -> None:
+    """An output queued while the first one's group is still gathering is
+    numbered in the same call, not in a round trip of its own."""
+    numberer = Numberer()
+    issuer = ReceiptIssuer(numberer=lambda: numberer, gather_s=0.05)
+    log: list[tuple[str, int | None]] = []
+
+    first = issuer.issue(NumberRequest("S", "r1"), recorder(log, "r1"))
+    await asyncio.sleep(0.01)  # the issuer has started, and is gathering
+    second = issuer.issue(NumberRequest("S", "r2"), recorder(log, "r2"))
+    await asyncio.gather(first, second)
+
+    assert numberer.groups == [["r1", "r2"]]
+    assert log == [("r1", 1), ("r2", 2)]
+
+
 async def test_a_redis_failure_is_retried_and_nothing_is_skipped() -> None:
     """Numbering that fails with a retriable error is asked again; the
     output is published once, with its number."""
