@@ -15,8 +15,10 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from edustream.errors import ConfigError
 
 
 class Settings(BaseSettings):
@@ -140,5 +142,22 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Settings for this process, read once from the environment."""
-    return Settings()
+    """Settings for this process, read once from the environment.
+
+    An invalid value stops the process with a ``ConfigError`` that names
+    each variable at fault and what is wrong with it. The values themselves
+    are left out: some settings are secrets.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_variable(error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None
+
+
+def _variable(loc: tuple[int | str, ...]) -> str:
+    """The environment variable a validation error's location refers to."""
+    name = str(loc[0]) if loc else "?"
+    return name if name.isupper() else f"EDUSTREAM_{name.upper()}"
