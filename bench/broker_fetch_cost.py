@@ -1,11 +1,11 @@
 """Benchmark: what one fetch at the end of a partition costs the broker.
 
-Writes one record per produce request (one batch each, as a producer sends
-under a light load) to a one-partition topic, and after every step of
-``--steps`` times one consumer fetching the partition's last record
-``--fetches`` times: wall time and the broker's CPU per fetch, with the
-batch count beside it. A broker that indexes its log answers in the same
-time at every size; one whose cost grows with the batches shows it here.
+Fills a one-partition topic with one record per produce request (one
+batch each, as a producer sends under a light load) up to each size in
+``--steps``. At each size one consumer fetches the partition's last record
+``--fetches`` times, and the bench reports the wall time and the broker's
+CPU per fetch. A broker that indexes its log answers in the same time at
+every size; one whose cost grows with the batches shows it here.
 
 The embedded broker is the subject: with ``KAFKA_BOOTSTRAP_SERVERS`` set
 the bench measures that cluster's wall time, and its CPU as 0 (it is not a
