@@ -78,7 +78,10 @@ def worker() -> None:
     # child process so the worker module sees the address in its settings.
     with EmbeddedBroker(settings.embedded_broker_port) as broker:
         typer.echo(f"embedded broker at {broker.bootstrap}", err=True)
-        _run_child(["worker"], {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap})
+        code = _run_child(["worker"], {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap})
+    # The worker's own exit code: 75 when it lost the broker, 2 when it could
+    # not start as configured. A supervisor restarts on what it sees here.
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -157,19 +160,37 @@ def _provision(settings: Settings, bootstrap: str) -> bool:
     return result.ok
 
 
-def _run_child(args: list[str], env: dict[str, str]) -> None:
+def _run_child(args: list[str], env: dict[str, str]) -> int:
+    """Run ``edustream ARGS`` in a child process; return its exit code.
+
+    Ctrl-C and SIGTERM are passed on to the child, which stops in order;
+    the child also stops when this process dies without a word (kill -9).
+    A child ended by a signal reports 128 plus the signal, as a shell would.
+    """
     import os  # noqa: PLC0415
     import subprocess  # noqa: PLC0415
+
+    from infra.broker import die_with_parent  # noqa: PLC0415
 
     child = subprocess.Popen(  # noqa: S603 - our own module, no shell
         [sys.executable, "-m", "edustream", *args],
         env={**os.environ, **env},
+        preexec_fn=die_with_parent,  # noqa: PLW1509 - no threads yet at spawn
     )
+
+    def forward(signum: int, _frame: object) -> None:
+        child.send_signal(signum)
+
+    previous = {
+        signum: signal.signal(signum, forward)
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
-        child.wait()
-    except KeyboardInterrupt:
-        child.send_signal(signal.SIGINT)
-        child.wait()
+        code = child.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return code if code >= 0 else 128 - code
 
 
 def main() -> None:

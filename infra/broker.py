@@ -49,7 +49,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """Make a child started with this ``preexec_fn`` stop when we die.
+
+    It gets SIGTERM when this process ends, even by ``kill -9``, and runs in
+    a process group of its own, so a Ctrl-C in the terminal reaches only us
+    and we stop the child in order.
+    """
     # Runs in the child between fork and exec.
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -92,7 +98,7 @@ class EmbeddedBroker:
             ],
             stdout=out,
             stderr=out,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads yet at spawn
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - no threads yet at spawn
         )
         atexit.register(self.stop)
         try:

@@ -24,6 +24,15 @@ from topics import CATALOGUE
 log = get_logger(component="worker")
 
 
+class _Worker(Worker):
+    """Faust's worker, saying when it is ready in our log."""
+
+    async def on_startup_finished(self) -> None:
+        """Tables recovered and agents running: log ``worker_ready``."""
+        await super().on_startup_finished()
+        log.info("worker_ready", app_id=self.app.conf.id)
+
+
 def run_worker(settings: Settings) -> None:
     """Provision topics, then run the worker until it is stopped."""
     bootstrap = settings.kafka_bootstrap_servers
@@ -44,7 +53,7 @@ def run_worker(settings: Settings) -> None:
     sentinel = asyncio.run(ensure_sentinel(bootstrap))
     watch_broker(bootstrap, sentinel)
     log.info("worker_starting", bootstrap=bootstrap, app_id=settings.app_id)
-    worker = Worker(
+    worker = _Worker(
         app,
         loglevel=settings.log_level,
         quiet=True,
