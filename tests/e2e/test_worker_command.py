@@ -66,12 +66,19 @@ def _gone(pid: int) -> bool:
 def test_a_worker_that_cannot_start_gives_the_command_its_exit_code(
     tmp_path: Path,
 ) -> None:
-    """A worker stopped by its configuration makes the command exit 2."""
+    """A worker stopped by its configuration makes the command exit 2.
+
+    The aid policy file is read by the worker itself, in the child, so the
+    command learns of it only through the child's exit code.
+    """
+    policy = tmp_path / "policy.toml"
+    policy.write_text('offer_expiry_days = "soon"\n')
     log = tmp_path / "worker.log"
-    command = _command(log, EDUSTREAM_PSEUDONYM_KEY="short")
+    command = _command(log, EDUSTREAM_AID_POLICY_PATH=str(policy))
 
     assert command.wait(timeout=WAIT_S) == 2
-    assert "pseudonym key must be at least 16 bytes" in log.read_text()
+    assert "embedded broker at" in log.read_text()  # the child was started
+    assert f"{policy}: offer_expiry_days: Input should be" in log.read_text()
 
 
 def test_sigterm_stops_the_worker_child_and_the_command_in_order(
